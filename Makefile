@@ -1,0 +1,46 @@
+# songrec: `make run` trains, evaluates and registers on the shipped data; `make test` tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+# This machine sets PYTHONDONTWRITEBYTECODE, which makes every stage recompile what it imports.
+unexport PYTHONDONTWRITEBYTECODE
+export MLFLOW_DISABLE_TELEMETRY ?= true
+PYTEST_ARGS ?=
+
+.PHONY: help setup run repro test lint format serve airflow clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/songrec: pyproject.toml requirements.lock
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+setup: $(BIN)/songrec  ## create .venv from the lock file (once)
+
+run: setup  ## the main job: the whole pipeline on the shipped data, then its key metrics
+	dvc repro
+	songrec summary
+
+repro: setup  ## dvc repro (only what changed reruns)
+	dvc repro
+
+test: setup  ## the test suite (real MLflow, DVC, S3 and database services; see README)
+	pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff, formatting and mypy
+	ruff check .
+	ruff format --check .
+	mypy
+
+format: setup  ## format the code
+	ruff format .
+	ruff check --fix .
+
+clean:  ## remove pipeline outputs and the local MLflow store (not the venv)
+	rm -rf data/raw data/validated data/processed models plots reports mlruns
