@@ -1,0 +1,169 @@
+"""The `songrec` command: one entry point for the pipeline, the API, monitoring and Airflow."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from songrec.errors import SongrecError
+
+log = logging.getLogger("songrec")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("urllib3", "botocore", "s3fs", "fsspec", "alembic", "git", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _manager(root: Path | None = None) -> Any:
+    from songrec.config import ConfigurationManager
+
+    return ConfigurationManager(root)
+
+
+class SongrecGroup(click.Group):
+    """Turns songrec's own errors into one readable message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SongrecError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=SongrecGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+@click.version_option(package_name="songrec")
+def main(verbose: bool) -> None:
+    """songrec: train, evaluate, serve and watch a music recommender."""
+    configure_logging(verbose)
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+@main.command()
+@click.argument("stage")
+def run(stage: str) -> None:
+    """Run one pipeline STAGE (as dvc.yaml and the Airflow DAG do), or `all` in order."""
+    from songrec.pipeline import STAGE_NAMES, STAGES, get_stage
+
+    if stage != "all" and stage not in STAGE_NAMES:
+        raise click.BadParameter(f"unknown stage {stage!r}; stages: {', '.join(STAGE_NAMES)}, all")
+    manager = _manager()
+    for entry in STAGES if stage == "all" else (get_stage(stage),):
+        started = time.perf_counter()
+        summary = entry.run(manager)
+        click.echo(f"{entry.name}: {json.dumps(summary, default=str)}")
+        _record_timing(entry.name, time.perf_counter() - started)
+
+
+def _record_timing(stage: str, seconds: float) -> None:
+    """Append the stage's wall time and peak memory to $SONGREC_TIMINGS_FILE (for benchmarks)."""
+    target = os.environ.get("SONGREC_TIMINGS_FILE")
+    if not target:
+        return
+    import resource
+
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    record = {
+        "stage": stage,
+        "seconds": round(seconds, 2),
+        "process_seconds": _process_age(),
+        "peak_mib": round(peak_mib),
+    }
+    with open(target, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _process_age() -> float | None:
+    """Seconds since this process started, imports included (Linux /proc), else None."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(uptime - ticks / os.sysconf("SC_CLK_TCK"), 2)
+
+
+@main.group()
+def pipeline() -> None:
+    """Inspect the stage registry and the dvc.yaml generated from it."""
+
+
+@pipeline.command("show")
+def pipeline_show() -> None:
+    """List the stages in order with what they read and write."""
+    from songrec.pipeline import STAGES
+
+    manager = _manager()
+    for index, stage in enumerate(STAGES, 1):
+        click.echo(f"{index}. {stage.name}: {stage.description}")
+        for label, paths in (("reads", stage.deps(manager)), ("writes", stage.outs(manager))):
+            if paths:
+                click.echo(f"     {label}: {', '.join(manager.relative(p) for p in paths)}")
+
+
+@pipeline.command("dvc-yaml")
+@click.option("--check", is_flag=True, help="Exit 1 if dvc.yaml differs from the registry.")
+def pipeline_dvc_yaml(check: bool) -> None:
+    """Write dvc.yaml from the stage registry (or check that it matches)."""
+    from songrec.pipeline import dvc_pipeline
+
+    manager = _manager()
+    expected = dvc_pipeline(manager)
+    path = manager.root / "dvc.yaml"
+    if check:
+        current = yaml.safe_load(path.read_text()) if path.exists() else None
+        if current != expected:
+            raise SongrecError("dvc.yaml differs from the stage registry: run `songrec pipeline dvc-yaml`")
+        click.echo("dvc.yaml matches the stage registry")
+        return
+    header = "# Generated from src/songrec/pipeline.py by `songrec pipeline dvc-yaml`: edit the registry.\n"
+    path.write_text(header + yaml.safe_dump(expected, sort_keys=False, width=100))
+    click.echo(f"wrote {manager.relative(path)}")
+
+
+@main.command()
+def remote() -> None:
+    """Point DVC at the remote the environment names (S3, DagsHub, or the local default)."""
+    import os
+    import subprocess
+
+    from songrec.remote import remote_commands
+
+    manager = _manager()
+    description, commands = remote_commands(os.environ)
+    for command in commands:
+        result = subprocess.run(command, cwd=manager.root, capture_output=True, text=True)
+        unset_missing = "--unset" in command and result.returncode != 0
+        if result.returncode != 0 and not unset_missing:
+            raise SongrecError(f"{' '.join(command[:4])} failed: {result.stderr.strip()}")
+    click.echo(f"DVC remote: {description}")
+
+
+@main.command()
+def summary() -> None:
+    """Print the key metrics of the last pipeline run and where to look next."""
+    from songrec.reporting import pipeline_summary
+
+    click.echo(pipeline_summary(_manager()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""The models: the recommenders, the genre classifier and the popularity regressor."""

@@ -1,0 +1,150 @@
+"""The model bundle: recommender, genre classifier and popularity regressor over one catalog.
+
+This one object is what `train` writes, what MLflow logs and registers (wrapped as a pyfunc
+model in models/pyfunc.py), and what the API serves. It answers in catalog terms: track ids
+in, track ids with names, artists, genres and scores out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from songrec.models.predictors import model_inputs
+from songrec.models.recommender import HybridRecommender, Playlist, Recommender, top_k
+
+SPOTIFY_TRACK_URL = "https://open.spotify.com/track/{}"
+DISPLAY_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_name", "year", "popularity")
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    tracks: pd.DataFrame  # rank, track_id, track_name, track_artist, genre, score, spotify_url
+    unknown_track_ids: list[str]
+
+
+class SongrecBundle:
+    """Everything needed to answer a request, fitted together and versioned together."""
+
+    def __init__(
+        self,
+        catalog: pd.DataFrame,
+        recommender: Recommender,
+        recommender_name: str,
+        genre_model: Any,
+        popularity_model: Any,
+        numeric_features: Sequence[str],
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.numeric_features = tuple(numeric_features)
+        keep = list(dict.fromkeys([*DISPLAY_COLUMNS, "track_album_id", *self.numeric_features, "genre"]))
+        self.catalog = catalog[keep].reset_index(drop=True)
+        self.recommender = recommender
+        self.recommender_name = recommender_name
+        self.genre_model = genre_model
+        self.popularity_model = popularity_model
+        self.genres = tuple(str(g) for g in genre_model.classes_)
+        self.metadata = dict(metadata or {})
+        self.track_index = pd.Index(self.catalog["track_id"])
+        # Tracks without a visible label show the genre the classifier gives them.
+        unlabeled = self.catalog["genre"].isna().to_numpy()
+        display_genre = self.catalog["genre"].to_numpy(dtype=object)
+        if unlabeled.any():
+            display_genre[unlabeled] = self.genre_model.predict(
+                model_inputs(self.catalog[unlabeled], self.numeric_features)
+            )
+        self.display_genre = display_genre.astype(str)
+
+    # ----------------------------------------------------------------------- lookups
+
+    def __len__(self) -> int:
+        return len(self.catalog)
+
+    def positions_of(self, track_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """Catalog positions of the known ids (in order, without repeats) and the unknown ids."""
+        ids = list(dict.fromkeys(str(t) for t in track_ids))
+        positions = self.track_index.get_indexer(ids)
+        unknown = [track_id for track_id, pos in zip(ids, positions, strict=True) if pos < 0]
+        return positions[positions >= 0].astype(np.int64), unknown
+
+    def catalog_tracks(self, track_ids: Sequence[str]) -> pd.DataFrame:
+        positions, _ = self.positions_of(track_ids)
+        return self.catalog.iloc[positions]
+
+    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
+        """Catalog tracks whose name or artist contains `query` (case-insensitive), most popular first."""
+        needle = query.strip().lower()
+        if not needle:
+            return self.catalog.iloc[:0]
+        names = self.catalog["track_name"].fillna("").str.lower()
+        artists = self.catalog["track_artist"].fillna("").str.lower()
+        hits = self.catalog[
+            names.str.contains(needle, regex=False) | artists.str.contains(needle, regex=False)
+        ]
+        return hits.sort_values(["popularity", "track_id"], ascending=[False, True]).head(limit)
+
+    # ----------------------------------------------------------------------- answers
+
+    def playlist(
+        self, track_ids: Sequence[str] = (), tracks: pd.DataFrame | None = None
+    ) -> tuple[Playlist, list[str]]:
+        """A Playlist from catalog ids and feature rows; also the ids the catalog does not know."""
+        positions, unknown = self.positions_of(track_ids)
+        if tracks is None or tracks.empty:
+            return Playlist(positions=positions), unknown
+        values = tracks[list(self.numeric_features)].to_numpy(dtype=np.float64)
+        artists = tuple(tracks["track_artist"]) if "track_artist" in tracks else (None,) * len(tracks)
+        return (
+            Playlist(
+                positions=positions,
+                extra_features=values,
+                extra_artists=tuple(a if isinstance(a, str) else None for a in artists),
+                extra_years=tracks["year"].to_numpy(dtype=np.float64),
+            ),
+            unknown,
+        )
+
+    def recommend(
+        self, track_ids: Sequence[str] = (), tracks: pd.DataFrame | None = None, k: int = 10
+    ) -> Recommendations:
+        playlist, unknown = self.playlist(track_ids, tracks)
+        scores = self.recommender.score(playlist)
+        best = top_k(scores, k, exclude=playlist.positions)
+        if isinstance(self.recommender, HybridRecommender):
+            shown = self.recommender.probability(scores[best])
+        else:
+            shown = scores[best].astype(np.float64)
+        chosen = self.catalog.iloc[best]
+        frame = pd.DataFrame(
+            {
+                "rank": np.arange(1, len(best) + 1),
+                "track_id": chosen["track_id"].to_numpy(),
+                "track_name": chosen["track_name"].to_numpy(),
+                "track_artist": chosen["track_artist"].to_numpy(),
+                "genre": self.display_genre[best],
+                "score": np.round(shown, 6),
+                "spotify_url": [SPOTIFY_TRACK_URL.format(t) for t in chosen["track_id"]],
+            }
+        )
+        return Recommendations(tracks=frame, unknown_track_ids=unknown)
+
+    def predict_genre(self, tracks: pd.DataFrame) -> pd.DataFrame:
+        """The predicted genre of each track and the probability of every genre."""
+        probabilities = self.genre_model.predict_proba(model_inputs(tracks, self.numeric_features))
+        frame = pd.DataFrame(probabilities, columns=[f"p_{g}" for g in self.genres], index=tracks.index)
+        frame.insert(0, "genre", np.asarray(self.genres)[probabilities.argmax(axis=1)])
+        return frame
+
+    def predict_popularity(self, tracks: pd.DataFrame) -> np.ndarray:
+        predicted = self.popularity_model.predict(model_inputs(tracks, self.numeric_features))
+        return np.clip(predicted, 0.0, 100.0)
+
+    def tracks_for(self, track_ids: Sequence[str] = (), tracks: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Model inputs for catalog ids and feature rows together (catalog rows first)."""
+        known = self.catalog_tracks(track_ids)
+        parts = [known] + ([tracks] if tracks is not None and not tracks.empty else [])
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else known.reset_index(drop=True)

@@ -1,0 +1,161 @@
+"""The stage registry: the one ordered list of songrec's pipeline stages.
+
+Each stage is declared once here: its name (the same everywhere: module, dvc stage, params
+section, config dataclass, Airflow task id), the module whose `run(manager)` runs it, what it
+reads and writes, and the params keys it depends on. `dvc.yaml` is generated from this list
+(`songrec pipeline dvc-yaml`) and a test fails when the two disagree; the Airflow DAG makes
+one task per entry. Importing this module is cheap: stage modules load only when they run.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from songrec.config import ConfigurationManager
+
+Paths = Callable[[ConfigurationManager], list[Path]]
+
+
+def _none(_: ConfigurationManager) -> list[Path]:
+    return []
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    description: str
+    deps: Paths
+    outs: Paths
+    code: tuple[str, ...]
+    params: tuple[str, ...] = ()  # keys of params.yaml
+    config_params: tuple[str, ...] = ()  # keys of config/config.yaml that act as params
+    metrics: Paths = _none
+    plots: Paths = _none
+    uncached_outs: Paths = _none  # outputs DVC records but does not cache (run-specific)
+
+    @property
+    def module(self) -> str:
+        return f"songrec.stages.{self.name}"
+
+    @property
+    def command(self) -> str:
+        return f"songrec run {self.name}"
+
+    def run(self, manager: ConfigurationManager) -> dict[str, Any]:
+        """Run the stage in this process and return its small summary."""
+        result: dict[str, Any] = importlib.import_module(self.module).run(manager) or {}
+        return result
+
+
+def _local_source(manager: ConfigurationManager) -> list[Path]:
+    source = manager.ingest().source
+    if "://" in source and not source.startswith("file://"):
+        return []  # a remote source: its sha256 (a param) stands for its content
+    return [Path(source.removeprefix("file://"))]
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        name="ingest",
+        description="fetch the source (file, http(s), s3), check its sha256, write data/raw",
+        deps=_local_source,
+        outs=lambda m: [m.ingest().raw_tracks, m.ingest().record],
+        code=("src/songrec/stages/ingest.py",),
+        config_params=("ingest.source", "ingest.sha256"),
+    ),
+    Stage(
+        name="validate",
+        description="hold the raw data to config/schema.yaml; invalid data stops the pipeline",
+        deps=lambda m: [m.validate().raw_tracks, m.validate().schema_file],
+        outs=lambda m: [m.validate().validated_tracks, m.validate().report],
+        code=("src/songrec/stages/validate.py",),
+        config_params=("validate.max_quarantined_share",),
+    ),
+    Stage(
+        name="transform",
+        description="catalog (one row per track), genre split, evaluation playlists",
+        deps=lambda m: [m.transform().validated_tracks],
+        outs=lambda m: [m.transform().catalog, m.transform().memberships, m.transform().eval_playlists],
+        code=("src/songrec/stages/transform.py", "src/songrec/hashing.py"),
+        params=("seed", "transform"),
+    ),
+    Stage(
+        name="train_reference",
+        description="fit the reference system's genre classifier and per-genre mixtures (slow)",
+        deps=lambda m: [m.train_reference().catalog],
+        outs=lambda m: [m.train_reference().model],
+        code=("src/songrec/stages/train_reference.py", "src/songrec/models/reference.py"),
+        params=("seed", "train_reference"),
+    ),
+    Stage(
+        name="train",
+        description="fit the model bundle: recommender, genre classifier, popularity regressor",
+        deps=lambda m: [m.train().catalog, m.train().memberships, m.train().reference_model],
+        outs=lambda m: [m.train().bundle],
+        code=("src/songrec/stages/train.py", "src/songrec/models"),
+        params=("seed", "train"),
+    ),
+    Stage(
+        name="evaluate",
+        description="offline metrics and plots, one MLflow run, registry and promotion gate",
+        deps=lambda m: [
+            m.evaluate().catalog,
+            m.evaluate().eval_playlists,
+            m.evaluate().bundle,
+            m.evaluate().reference_model,
+            m.evaluate().ingestion_record,
+            m.evaluate().validation_report,
+        ],
+        outs=_none,
+        code=("src/songrec/stages/evaluate.py", "src/songrec/evaluation.py", "src/songrec/tracking.py"),
+        params=("seed", "evaluate"),
+        metrics=lambda m: list(m.evaluate().metric_files.values()),
+        plots=lambda m: [
+            m.evaluate().plots_dir / name
+            for name in ("confusion_matrix.png", "popularity.png", "continuation.png")
+        ],
+        uncached_outs=lambda m: [m.evaluate().promotion_report],
+    ),
+)
+
+STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
+
+
+def get_stage(name: str) -> Stage:
+    for stage in STAGES:
+        if stage.name == name:
+            return stage
+    raise KeyError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+
+
+def dvc_pipeline(manager: ConfigurationManager) -> dict[str, Any]:
+    """The content of dvc.yaml, derived from the registry.
+
+    Every output is `persist: true`: DVC then leaves the last good output in place while a
+    stage runs (our writes are atomic), and never restores a stage from its run-cache, so a
+    run that `dvc repro` reports is a run that happened and was logged to MLflow.
+    """
+    rel = manager.relative
+    stages: dict[str, Any] = {}
+    for stage in STAGES:
+        entry: dict[str, Any] = {"cmd": stage.command}
+        entry["deps"] = [rel(p) for p in stage.deps(manager)] + list(stage.code)
+        params: list[Any] = list(stage.params)
+        if stage.config_params:
+            params.append({"config/config.yaml": list(stage.config_params)})
+        if params:
+            entry["params"] = params
+        outs = [{rel(p): {"persist": True}} for p in stage.outs(manager)]
+        outs += [{rel(p): {"persist": True, "cache": False}} for p in stage.uncached_outs(manager)]
+        if outs:
+            entry["outs"] = outs
+        if metrics := stage.metrics(manager):
+            entry["metrics"] = [{rel(p): {"cache": False, "persist": True}} for p in metrics]
+        if plots := stage.plots(manager):
+            entry["plots"] = [{rel(p): {"persist": True}} for p in plots]
+        stages[stage.name] = entry
+    return {"stages": stages}

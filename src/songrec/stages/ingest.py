@@ -1,0 +1,188 @@
+"""ingest: fetch the configured source and write data/raw/ with an ingestion record.
+
+Reads the source named in config/config.yaml (a local path or file://, http(s)://, or s3://,
+holding a .csv, .csv.gz or a .zip with one CSV), checks its sha256, and writes
+data/raw/tracks.parquet and data/raw/ingestion.json (source, sha256, rows, time) together,
+atomically: a failed ingestion leaves the previous raw data as it was.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import zipfile
+import zlib
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import pandas as pd
+from tqdm import tqdm
+
+from songrec.config import ConfigurationManager, IngestConfig
+from songrec.errors import IngestionError
+from songrec.io import atomic_dir
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+# --------------------------------------------------------------------------- pure core
+
+
+def sha256_of(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def check_sha256(payload: bytes, expected: str | None, source: str) -> str:
+    """Return the payload's sha256; raise if it differs from the configured one."""
+    actual = sha256_of(payload)
+    if expected is not None and actual != expected:
+        raise IngestionError(
+            f"sha256 mismatch for {source}: expected {expected}, got {actual} "
+            "(the source changed; update ingest.sha256 in config/config.yaml if that is intended)"
+        )
+    return actual
+
+
+def decode_csv_bytes(payload: bytes, source: str) -> bytes:
+    """The CSV inside a payload that is plain CSV, gzip-compressed CSV, or a zip with one CSV."""
+    if not payload:
+        raise IngestionError(f"{source} is empty (0 bytes)")
+    if payload.startswith(GZIP_MAGIC):
+        try:
+            return gzip.decompress(payload)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise IngestionError(f"{source} is not a readable gzip file (truncated?): {exc}") from exc
+    if payload.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                csvs = [
+                    name
+                    for name in archive.namelist()
+                    if name.lower().endswith((".csv", ".csv.gz")) and not name.startswith("__MACOSX/")
+                ]
+                if len(csvs) != 1:
+                    found = ", ".join(archive.namelist()) or "nothing"
+                    raise IngestionError(
+                        f"{source} must hold exactly one .csv file, found {len(csvs)} (contents: {found})"
+                    )
+                inner = archive.read(csvs[0])
+        except zipfile.BadZipFile as exc:
+            raise IngestionError(f"{source} is not a readable zip file: {exc}") from exc
+        return decode_csv_bytes(inner, f"{source}!{csvs[0]}")
+    return payload
+
+
+def parse_tracks(payload: bytes, source: str) -> pd.DataFrame:
+    """Parse the source's bytes into a DataFrame, keeping the types pandas infers.
+
+    Nothing is coerced here: a stray text value in a numeric column stays visible as a text
+    column, so validation can name it.
+    """
+    text = decode_csv_bytes(payload, source)
+    if not text.strip():
+        raise IngestionError(f"{source} holds no CSV content")
+    try:
+        frame = pd.read_csv(io.BytesIO(text), low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise IngestionError(f"{source} is not a readable CSV: {exc}") from exc
+    if frame.empty:
+        raise IngestionError(f"{source} has a header but no rows")
+    return frame
+
+
+def ingestion_record(source: str, sha256: str, frame: pd.DataFrame, size: int) -> dict[str, Any]:
+    return {
+        "source": source,
+        "sha256": sha256,
+        "bytes": size,
+        "rows": len(frame),
+        "columns": list(frame.columns),
+        "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------- the edge
+
+
+def fetch(config: IngestConfig) -> bytes:
+    """Read the whole source, with a progress bar; any failure names the source."""
+    source = config.source
+    try:
+        if source.startswith(("http://", "https://")):
+            return _fetch_http(source, config.timeout_seconds)
+        return _fetch_fsspec(source, config)
+    except IngestionError:
+        raise
+    except Exception as exc:
+        raise IngestionError(f"cannot read {source}: {type(exc).__name__}: {exc}") from exc
+
+
+def _fetch_http(url: str, timeout: float) -> bytes:
+    import requests
+
+    with requests.get(url, stream=True, timeout=timeout) as response:
+        if response.status_code >= 400:
+            raise IngestionError(f"cannot read {url}: HTTP {response.status_code} {response.reason}")
+        total = int(response.headers.get("content-length") or 0) or None
+        return _read_chunks(response.iter_content(CHUNK_BYTES), total, url)
+
+
+def _fetch_fsspec(source: str, config: IngestConfig) -> bytes:
+    import fsspec
+
+    options: dict[str, Any] = {}
+    if source.startswith("s3://"):
+        timeout = config.timeout_seconds
+        options = {
+            "config_kwargs": {
+                "connect_timeout": timeout,
+                "read_timeout": timeout,
+                "retries": {"max_attempts": 2},
+            }
+        }
+        if config.s3_endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": config.s3_endpoint_url}
+    with fsspec.open(source, "rb", **options) as handle:
+        total = getattr(handle, "size", None)
+        return _read_chunks(_iter_file(handle), total, source)
+
+
+def _iter_file(handle: IO[bytes]) -> Any:
+    while chunk := handle.read(CHUNK_BYTES):
+        yield chunk
+
+
+def _read_chunks(chunks: Any, total: int | None, source: str) -> bytes:
+    buffer = bytearray()
+    name = source.rsplit("/", 1)[-1]
+    with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {name}", disable=None) as bar:
+        for chunk in chunks:
+            buffer.extend(chunk)
+            bar.update(len(chunk))
+    return bytes(buffer)
+
+
+def run(manager: ConfigurationManager) -> dict[str, Any]:
+    config = manager.ingest()
+    log.info("ingesting %s", config.source)
+    payload = fetch(config)
+    sha256 = check_sha256(payload, config.sha256, config.source)
+    frame = parse_tracks(payload, config.source)
+    record = ingestion_record(config.source, sha256, frame, len(payload))
+    with atomic_dir(config.raw_dir) as staging:
+        frame.to_parquet(staging / config.raw_tracks.name, index=False)
+        (staging / config.record.name).write_text(_dump(record))
+    log.info("ingested %d rows (sha256 %s) into %s", len(frame), sha256[:12], config.raw_dir)
+    return {"rows": len(frame), "sha256": sha256}
+
+
+def _dump(record: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(record, indent=2) + "\n"

@@ -1,0 +1,90 @@
+"""train: fit the model bundle (recommender, genre classifier, popularity regressor).
+
+Reads data/processed/catalog.parquet, data/processed/memberships.parquet (visible memberships
+only: the evaluation playlists' hidden tracks are not in it) and the reference model, and
+writes models/bundle/bundle.joblib. params.yaml's `train` section configures every model;
+`train.recommender.name` picks songrec's hybrid ranker or the reference system's rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from songrec.config import ConfigurationManager, TrainConfig
+from songrec.io import read_parquet, require, write_with
+from songrec.models.bundle import SongrecBundle
+from songrec.models.features import numeric_features
+from songrec.models.predictors import genre_classifier, model_inputs, popularity_regressor
+from songrec.models.recommender import HybridRecommender, Recommender
+from songrec.models.reference import ReferenceModel, ReferenceRecommender
+
+log = logging.getLogger(__name__)
+
+
+def fit_recommender(
+    config: TrainConfig, catalog: pd.DataFrame, memberships: pd.DataFrame, reference: ReferenceModel | None
+) -> Recommender:
+    params = config.recommender
+    if params.name == "reference":
+        if reference is None:
+            raise ValueError("the reference recommender needs the fitted reference model")
+        return ReferenceRecommender(reference, catalog)
+    return HybridRecommender(
+        feature_names=numeric_features(config.schema.audio_features),
+        holdout_share=params.training_holdout_share,
+        candidates_per_playlist=params.candidates_per_playlist,
+        random_negatives_per_playlist=params.random_negatives_per_playlist,
+        regularization_c=params.regularization_c,
+        seed=config.seed,
+    ).fit(catalog, memberships)
+
+
+def train_bundle(
+    config: TrainConfig, catalog: pd.DataFrame, memberships: pd.DataFrame, reference: ReferenceModel | None
+) -> SongrecBundle:
+    """Fit all three models; the genre and popularity models see only the training split."""
+    numeric = numeric_features(config.schema.audio_features)
+    train = catalog[catalog["split"] == "train"]
+    inputs = model_inputs(train, numeric)
+    timings = {}
+    started = time.perf_counter()
+    genre = genre_classifier(config.genre, numeric, config.seed).fit(inputs, train["genre"].astype(str))
+    timings["genre_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    popularity = popularity_regressor(config.popularity, numeric, config.seed).fit(
+        inputs, train["popularity"]
+    )
+    timings["popularity_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    recommender = fit_recommender(config, catalog, memberships, reference)
+    timings["recommender_seconds"] = time.perf_counter() - started
+    log.info("fitted: %s", {k: round(v, 1) for k, v in timings.items()})
+    return SongrecBundle(
+        catalog=catalog,
+        recommender=recommender,
+        recommender_name=config.recommender.name,
+        genre_model=genre,
+        popularity_model=popularity,
+        numeric_features=numeric,
+        metadata={"seed": config.seed, "training_tracks": len(train), "catalog_tracks": len(catalog)},
+    )
+
+
+def run(manager: ConfigurationManager) -> dict[str, Any]:
+    config = manager.train()
+    catalog = read_parquet(config.catalog)
+    memberships = read_parquet(config.memberships)
+    reference = (
+        joblib.load(require(config.reference_model)) if config.recommender.name == "reference" else None
+    )
+    bundle = train_bundle(config, catalog, memberships, reference)
+    write_with(config.bundle, lambda path: joblib.dump(bundle, path))
+    summary: dict[str, Any] = {"recommender": config.recommender.name, "catalog_tracks": len(bundle)}
+    if isinstance(bundle.recommender, HybridRecommender):
+        summary["signal_weights"] = {k: round(v, 3) for k, v in bundle.recommender.signal_weights.items()}
+    return summary
