@@ -1,0 +1,101 @@
+"""ConfigurationManager: typed configs, and errors that name file, key, value and rule."""
+
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+from songrec.config import ConfigurationManager
+from songrec.errors import ConfigError
+from tests.conftest import edit_yaml
+
+
+def test_stage_configs_are_frozen_and_typed(project: Path) -> None:
+    manager = ConfigurationManager(project)
+    train = manager.train()
+    assert train.recommender.name == "hybrid"
+    assert train.catalog == project / "data/processed/catalog.parquet"
+    assert manager.validate().schema.genres == ("edm", "latin", "pop", "r&b", "rap", "rock")
+    with pytest.raises(FrozenInstanceError):
+        train.seed = 1  # type: ignore[misc]
+
+
+def test_unknown_recommender_names_file_key_value_and_choices(project: Path) -> None:
+    edit_yaml(project / "params.yaml", {"train.recommender.name": "deep-magic"})
+    with pytest.raises(ConfigError) as error:
+        ConfigurationManager(project)
+    message = str(error.value)
+    assert "params.yaml" in message
+    assert "train.recommender.name" in message
+    assert "'deep-magic'" in message
+    assert "hybrid, reference" in message
+
+
+def test_malformed_yaml_names_file_and_line(project: Path) -> None:
+    path = project / "params.yaml"
+    path.write_text(path.read_text() + "\ntrain: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: malformed YAML at line \d+"):
+        ConfigurationManager(project)
+
+
+def test_missing_key_is_named(project: Path) -> None:
+    path = project / "config" / "config.yaml"
+    path.write_text(path.read_text().replace("  raw_dir: data/raw\n", ""))
+    with pytest.raises(ConfigError, match=r"config/config.yaml: missing key ingest.raw_dir"):
+        ConfigurationManager(project)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("transform.holdout_share", 1.5, r"must be a share in \(0, 1\)"),
+        ("transform.min_playlist_tracks", "ten", "must be of type int"),
+        ("train.genre.max_iter", 0, "must be a positive integer"),
+        ("evaluate.k", [10, -5], "positive integers"),
+        ("train_reference.features", ["tempo", "colour"], "not audio features"),
+    ],
+)
+def test_rule_violations_name_the_rule(project: Path, key: str, value: object, rule: str) -> None:
+    edit_yaml(project / "params.yaml", {key: value})
+    with pytest.raises(ConfigError, match=rule) as error:
+        ConfigurationManager(project)
+    assert key in str(error.value)
+
+
+def test_bad_sha256_and_source_scheme(project: Path) -> None:
+    edit_yaml(project / "config" / "config.yaml", {"ingest.sha256": "abc"})
+    with pytest.raises(ConfigError, match="ingest.sha256 = 'abc': must be null or 64 lowercase hex"):
+        ConfigurationManager(project)
+    edit_yaml(project / "config" / "config.yaml", {"ingest.sha256": None, "ingest.source": "ftp://x/y.csv"})
+    with pytest.raises(ConfigError, match="ingest.source = 'ftp://x/y.csv'"):
+        ConfigurationManager(project)
+
+
+def test_tracking_comes_from_the_environment_only(project: Path) -> None:
+    local = ConfigurationManager(project, environ={}).tracking()
+    assert local.backend == "local"
+    assert local.uri == f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+
+    server = ConfigurationManager(
+        project, environ={"MLFLOW_TRACKING_URI": "http://127.0.0.1:5999", "MLFLOW_TRACKING_USERNAME": "u"}
+    ).tracking()
+    assert (server.backend, server.uri, server.username) == ("server", "http://127.0.0.1:5999", "u")
+
+    dagshub = ConfigurationManager(
+        project,
+        environ={"DAGSHUB_REPO_OWNER": "me", "DAGSHUB_REPO_NAME": "songrec", "DAGSHUB_USER_TOKEN": "t0k"},
+    ).tracking()
+    assert dagshub.uri == "https://dagshub.com/me/songrec.mlflow"
+    assert (dagshub.username, dagshub.password) == ("me", "t0k")
+    assert "t0k" not in repr(dagshub)  # secrets stay out of logs
+
+    with pytest.raises(ConfigError, match="DAGSHUB_USER_TOKEN"):
+        ConfigurationManager(project, environ={"DAGSHUB_REPO_OWNER": "me", "DAGSHUB_REPO_NAME": "x"})
+
+
+def test_s3_endpoint_comes_from_the_environment(project: Path) -> None:
+    manager = ConfigurationManager(project, environ={"AWS_ENDPOINT_URL": "http://127.0.0.1:9000"})
+    assert manager.ingest().s3_endpoint_url == "http://127.0.0.1:9000"
+    assert ConfigurationManager(project, environ={}).ingest().s3_endpoint_url is None

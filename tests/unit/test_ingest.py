@@ -1,0 +1,152 @@
+"""ingest: formats, sources, checksums and failures that leave the last good raw data."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import io
+import json
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from songrec.config import ConfigurationManager
+from songrec.errors import IngestionError
+from songrec.stages import ingest
+from tests.conftest import edit_yaml, free_port
+
+
+@pytest.fixture
+def small_csv(sample_frame: pd.DataFrame) -> bytes:
+    return sample_frame.head(50).to_csv(index=False).encode()
+
+
+def use_source(project: Path, source: str, sha256: str | None = None) -> ConfigurationManager:
+    edit_yaml(project / "config" / "config.yaml", {"ingest.source": source, "ingest.sha256": sha256})
+    return ConfigurationManager(project)
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["csv", "csv.gz", "zip"])
+def test_reads_every_format_and_writes_a_record(project: Path, small_csv: bytes, kind: str) -> None:
+    payload = {"csv": small_csv, "csv.gz": gzip.compress(small_csv), "zip": zipped({"songs.csv": small_csv})}[
+        kind
+    ]
+    path = project / "data" / "source" / f"songs.{kind}"
+    path.write_bytes(payload)
+    manager = use_source(project, f"file://{path}", hashlib.sha256(payload).hexdigest())
+    ingest.run(manager)
+    raw = pd.read_parquet(manager.ingest().raw_tracks)
+    record = json.loads(manager.ingest().record.read_text())
+    assert len(raw) == 50 == record["rows"]
+    assert record["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert record["source"] == f"file://{path}"
+    assert {"source", "sha256", "rows", "ingested_at"} <= set(record)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "is empty"),
+        (gzip.compress(b"track_id,track_name\n" * 500)[:40], "not a readable gzip file"),
+        (zipped({"readme.txt": b"no data here"}), "must hold exactly one .csv file, found 0"),
+        (b"track_id,track_name\n", "has a header but no rows"),
+    ],
+    ids=["empty", "truncated-gzip", "zip-without-csv", "header-only"],
+)
+def test_unreadable_sources_fail_clearly(project: Path, payload: bytes, message: str) -> None:
+    path = project / "data" / "source" / "bad.bin"
+    path.write_bytes(payload)
+    with pytest.raises(IngestionError, match=message) as error:
+        ingest.run(use_source(project, str(path)))
+    assert str(path) in str(error.value)
+
+
+def test_wrong_sha256_fails_and_keeps_the_previous_raw_data(project: Path) -> None:
+    manager = ConfigurationManager(project)
+    ingest.run(manager)
+    before = manager.ingest().raw_tracks.read_bytes()
+    record_before = manager.ingest().record.read_text()
+    with pytest.raises(IngestionError, match="sha256 mismatch .* expected 0{64}, got [0-9a-f]{64}"):
+        ingest.run(use_source(project, str(project / "data/source/spotify_songs.csv.gz"), "0" * 64))
+    assert manager.ingest().raw_tracks.read_bytes() == before
+    assert manager.ingest().record.read_text() == record_before
+    assert not [p for p in manager.ingest().raw_dir.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_unreachable_url_names_the_url(project: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/spotify_songs.csv.gz"
+    with pytest.raises(IngestionError, match=f"cannot read {url}"):
+        ingest.run(use_source(project, url))
+
+
+@pytest.fixture
+def http_folder(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    folder = tmp_path / "www"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_http_source_with_checksum(project: Path, small_csv: bytes, http_folder: tuple[Path, str]) -> None:
+    folder, base = http_folder
+    payload = gzip.compress(small_csv)
+    (folder / "songs.csv.gz").write_bytes(payload)
+    manager = use_source(project, f"{base}/songs.csv.gz", hashlib.sha256(payload).hexdigest())
+    assert ingest.run(manager)["rows"] == 50
+    with pytest.raises(IngestionError, match="HTTP 404"):
+        ingest.run(use_source(project, f"{base}/missing.csv.gz"))
+
+
+def test_s3_source_through_moto_server(
+    project: Path, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint,
+        }.items():
+            monkeypatch.setenv(name, value)
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="songs")
+        payload = zipped({"data/songs.csv": small_csv})
+        s3.put_object(Bucket="songs", Key="incoming/songs.zip", Body=payload)
+        manager = use_source(project, "s3://songs/incoming/songs.zip", hashlib.sha256(payload).hexdigest())
+        assert manager.ingest().s3_endpoint_url == endpoint
+        assert ingest.run(manager)["rows"] == 50
+        with pytest.raises(IngestionError, match="cannot read s3://songs/incoming/nothing.zip"):
+            ingest.run(use_source(project, "s3://songs/incoming/nothing.zip"))
+    finally:
+        server.stop()

@@ -1,0 +1,83 @@
+"""The stage registry is the one source: dvc.yaml agrees with it, and layers import downwards."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from songrec.config import ConfigurationManager
+from songrec.pipeline import STAGE_NAMES, STAGES, dvc_pipeline, get_stage
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "src" / "songrec"
+
+
+def test_committed_dvc_yaml_matches_the_registry() -> None:
+    manager = ConfigurationManager(ROOT)
+    committed = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    expected = dvc_pipeline(manager)
+    assert list(committed["stages"]) == list(STAGE_NAMES)  # names and order
+    for name in STAGE_NAMES:
+        ours, theirs = expected["stages"][name], committed["stages"][name]
+        for field in ("cmd", "deps", "outs", "params", "metrics", "plots"):
+            assert theirs.get(field) == ours.get(field), f"dvc.yaml stage {name}: {field} differs"
+    assert committed == expected
+
+
+def test_every_stage_has_one_name_everywhere() -> None:
+    manager = ConfigurationManager(ROOT)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for stage in STAGES:
+        assert (PACKAGE / "stages" / f"{stage.name}.py").is_file()
+        assert callable(getattr(manager, stage.name))  # the config dataclass getter
+        for key in stage.params:
+            assert key in params, f"{stage.name} reads params key {key} that params.yaml lacks"
+        assert stage.command == f"songrec run {stage.name}"
+
+
+def test_nothing_that_trains_reads_the_evaluation_playlists() -> None:
+    manager = ConfigurationManager(ROOT)
+    eval_playlists = manager.transform().eval_playlists
+    for name in ("train_reference", "train"):
+        assert eval_playlists not in get_stage(name).deps(manager)
+    assert eval_playlists in get_stage("evaluate").deps(manager)
+
+
+def test_every_input_is_written_by_an_earlier_stage_or_is_a_source() -> None:
+    manager = ConfigurationManager(ROOT)
+    written: set[Path] = set()
+    for stage in STAGES:
+        for dep in stage.deps(manager):
+            assert dep in written or dep.is_relative_to(ROOT / "data" / "source") or dep.suffix == ".yaml", (
+                f"{stage.name} reads {dep} before any stage writes it"
+            )
+        written |= set(stage.outs(manager)) | set(stage.uncached_outs(manager))
+
+
+def test_configuration_manager_creates_nothing(project: Path) -> None:
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    ConfigurationManager(project)
+    assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_layers_import_downwards() -> None:
+    """Stage cores and models never import the orchestrator, the API or the DAGs."""
+    upper = {"airflow", "fastapi", "uvicorn", "dags"}
+    for folder in ("stages", "models"):
+        for path in (PACKAGE / folder).glob("*.py"):
+            assert not imports_of(path) & upper, f"{path} imports {imports_of(path) & upper}"
+    for path in (PACKAGE / "config.py", PACKAGE / "pipeline.py", PACKAGE / "evaluation.py"):
+        assert not imports_of(path) & (upper | {"mlflow"}), path

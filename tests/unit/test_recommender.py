@@ -1,0 +1,124 @@
+"""The model bundle, tested as behaviour (on a trained sample of the real data)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from songrec.config import ConfigurationManager
+from songrec.evaluation import continuation_metrics
+from songrec.models.bundle import SongrecBundle
+from songrec.models.recommender import (
+    MEMBERSHIP_SIGNALS,
+    SIGNALS,
+    HybridRecommender,
+    MostPopularRecommender,
+    RandomRecommender,
+)
+
+
+@pytest.fixture(scope="module")
+def bundle(trained_project: Path) -> SongrecBundle:
+    return joblib.load(ConfigurationManager(trained_project).train().bundle)
+
+
+@pytest.fixture(scope="module")
+def data(trained_project: Path) -> dict[str, pd.DataFrame]:
+    config = ConfigurationManager(trained_project).transform()
+    return {
+        "catalog": pd.read_parquet(config.catalog),
+        "memberships": pd.read_parquet(config.memberships),
+        "eval": pd.read_parquet(config.eval_playlists),
+    }
+
+
+def a_playlist(data: dict[str, pd.DataFrame], size: int = 12) -> list[str]:
+    members = data["memberships"]
+    playlist = members.groupby("playlist_id").size().sort_values().index[-1]
+    return members.loc[members["playlist_id"] == playlist, "track_id"].head(size).tolist()
+
+
+def test_a_playlist_never_gets_its_own_tracks_back(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    seeds = a_playlist(data, size=30)
+    result = bundle.recommend(seeds, k=50)
+    assert len(result.tracks) == 50
+    assert not set(result.tracks["track_id"]) & set(seeds)
+    assert result.tracks["score"].is_monotonic_decreasing
+    assert result.tracks["spotify_url"].str.startswith("https://open.spotify.com/track/").all()
+
+
+def test_a_near_duplicate_of_a_seed_ranks_high(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    seeds = a_playlist(data, size=10)
+    original = data["catalog"].set_index("track_id").loc[seeds[0]]
+    twin = original.copy()
+    twin["energy"] = min(1.0, twin["energy"] + 0.01)
+    catalog = pd.concat(
+        [data["catalog"], twin.to_frame().T.assign(track_id="TWIN00000000000000000A")], ignore_index=True
+    )
+    catalog = catalog.astype(data["catalog"].dtypes.to_dict())
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender)
+    wider = SongrecBundle(
+        catalog,
+        recommender.with_catalog(catalog, data["memberships"]),
+        "hybrid",
+        bundle.genre_model,
+        bundle.popularity_model,
+        bundle.numeric_features,
+    )
+    top = wider.recommend(seeds, k=10).tracks["track_id"].tolist()
+    assert "TWIN00000000000000000A" in top
+
+
+def test_a_tiny_change_of_input_keeps_the_top_k_stable(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    seeds = a_playlist(data, size=8)
+    features = bundle.catalog_tracks(seeds)[list(bundle.numeric_features)].reset_index(drop=True)
+    nudged = features.copy()
+    nudged["tempo"] = nudged["tempo"] * 1.005
+    nudged["valence"] = (nudged["valence"] + 0.002).clip(upper=1.0)
+    before = set(bundle.recommend(tracks=features, k=20).tracks["track_id"])
+    after = set(bundle.recommend(tracks=nudged, k=20).tracks["track_id"])
+    assert len(before & after) >= 16
+
+
+def test_unknown_ids_are_reported_and_feature_only_playlists_work(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    seeds = a_playlist(data, size=5)
+    result = bundle.recommend([*seeds, "0000000000000000000000"], k=5)
+    assert result.unknown_track_ids == ["0000000000000000000000"]
+    features = bundle.catalog_tracks(seeds)[list(bundle.numeric_features)].reset_index(drop=True)
+    only_features = bundle.recommend(tracks=features, k=5)
+    assert len(only_features.tracks) == 5
+
+
+def test_membership_signals_never_count_against_a_track(bundle: SongrecBundle) -> None:
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender)
+    weights = recommender.signal_weights
+    assert set(weights) == set(SIGNALS)
+    assert all(weights[name] >= 0 for name in MEMBERSHIP_SIGNALS)
+    assert weights["artist_share"] > 0
+
+
+def test_hybrid_beats_the_simple_baselines_on_held_out_tracks(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    index = pd.Index(data["catalog"]["track_id"])
+    ks = (10, 50)
+    ours = continuation_metrics(bundle.recommender, index, data["eval"], ks)
+    popular = continuation_metrics(
+        MostPopularRecommender(data["catalog"]["popularity"].to_numpy()), index, data["eval"], ks
+    )
+    chance = continuation_metrics(RandomRecommender(len(index), 0), index, data["eval"], ks)
+    assert ours["recall_at_50"] > 2 * max(popular["recall_at_50"], chance["recall_at_50"])
+
+
+def test_genre_and_popularity_predictions(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    test = data["catalog"][data["catalog"]["split"] == "test"]
+    genres = bundle.predict_genre(test)
+    probabilities = genres[[f"p_{g}" for g in bundle.genres]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    assert (genres["genre"] == test["genre"].to_numpy()).mean() > 0.4
+    popularity = bundle.predict_popularity(test)
+    assert ((popularity >= 0) & (popularity <= 100)).all()
