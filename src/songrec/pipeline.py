@@ -111,7 +111,12 @@ STAGES: tuple[Stage, ...] = (
             m.evaluate().validation_report,
         ],
         outs=_none,
-        code=("src/songrec/stages/evaluate.py", "src/songrec/evaluation.py", "src/songrec/tracking.py"),
+        code=(
+            "src/songrec/stages/evaluate.py",
+            "src/songrec/evaluation.py",
+            "src/songrec/plots.py",
+            "src/songrec/tracking.py",
+        ),
         params=("seed", "evaluate"),
         metrics=lambda m: list(m.evaluate().metric_files.values()),
         plots=lambda m: [
