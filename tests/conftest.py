@@ -18,6 +18,7 @@ SOURCE = ROOT / "data" / "source" / "spotify_songs.csv.gz"
 BIN = Path(sys.executable).parent
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see src/songrec/cli.py
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 # Tests must not pick up a tracking server or DagsHub from the developer's shell.
 for name in (
@@ -48,7 +49,7 @@ def sample_frame() -> pd.DataFrame:
 def make_project(folder: Path, tracks: pd.DataFrame | None, fast_reference: bool = True) -> Path:
     """A runnable copy of the project: config, params, dvc.yaml, src, and a data source."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("config", "src"):
+    for name in ("config", "src", "dags"):
         shutil.copytree(
             ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
         )
@@ -56,6 +57,7 @@ def make_project(folder: Path, tracks: pd.DataFrame | None, fast_reference: bool
         shutil.copy(ROOT / name, folder / name)
     source = folder / "data" / "source" / "spotify_songs.csv.gz"
     source.parent.mkdir(parents=True)
+    (folder / "data" / "additions").mkdir()
     if tracks is not None:
         tracks.to_csv(source, index=False, compression="gzip")
         edit_yaml(folder / "config" / "config.yaml", {"ingest.sha256": None})

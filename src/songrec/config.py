@@ -91,6 +91,7 @@ class IngestConfig:
     raw_dir: Path
     timeout_seconds: float
     s3_endpoint_url: str | None
+    additions_dir: Path  # accepted new rows (retraining), read together with the source
 
     @property
     def raw_tracks(self) -> Path:
@@ -228,6 +229,34 @@ class EvaluateConfig:
         return {name: self.metrics_dir / f"{name}.json" for name in ("genre", "popularity", "recommender")}
 
 
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str
+    port: int
+    default_k: int
+    max_k: int
+    max_playlist_tracks: int
+    max_batch_tracks: int
+    max_body_bytes: int
+    search_limit: int
+    reload_interval_seconds: float
+    event_store_url: str  # SQLAlchemy URL
+    admin_token: str | None = field(repr=False)
+    bundle: Path  # the local bundle, served when the registry has no champion
+    tracking: TrackingConfig
+    schema: DataSchema
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    incoming: str  # a local folder, or an s3:// prefix (SONGREC_INCOMING_URL)
+    additions_dir: Path
+    source: str
+    ingestion_record: Path
+    schema: DataSchema
+    s3_endpoint_url: str | None
+
+
 # --------------------------------------------------------------------------- reading
 
 
@@ -355,7 +384,7 @@ class ConfigurationManager:
         # Build every config now so that a broken file fails before any stage starts.
         self.schema = self._read_schema(schema)
         self.seed = params.get("seed", int, check=lambda v: v >= 0, rule="must be >= 0")
-        self._ingest = self._read_ingest(config.section("ingest"))
+        self._ingest = self._read_ingest(config.section("ingest"), config.section("retrain"))
         self._validate = self._read_validate(config.section("validate"))
         self._transform = self._read_transform(config.section("transform"), params.section("transform"))
         self._train_reference = self._read_train_reference(
@@ -364,6 +393,8 @@ class ConfigurationManager:
         self._train = self._read_train(config.section("train"), params.section("train"))
         self._tracking = self._read_tracking(config.section("tracking"))
         self._evaluate = self._read_evaluate(config.section("evaluate"), params.section("evaluate"))
+        self._serve = self._read_serve(config.section("serve"))
+        self._retrain = self._read_retrain(config.section("retrain"))
 
     # stage configs, named like the stages -------------------------------------------------
 
@@ -387,6 +418,12 @@ class ConfigurationManager:
 
     def tracking(self) -> TrackingConfig:
         return self._tracking
+
+    def serve(self) -> ServeConfig:
+        return self._serve
+
+    def retrain(self) -> RetrainConfig:
+        return self._retrain
 
     def path(self, value: str | Path) -> Path:
         """A configured path, made absolute against the project root."""
@@ -445,7 +482,7 @@ class ConfigurationManager:
             popularity_target=popularity,
         )
 
-    def _read_ingest(self, section: _Section) -> IngestConfig:
+    def _read_ingest(self, section: _Section, retrain: _Section) -> IngestConfig:
         sha: str | None = section.get(
             "sha256",
             (str, type(None)),
@@ -464,6 +501,7 @@ class ConfigurationManager:
             raw_dir=self.path(section.text("raw_dir")),
             timeout_seconds=section.positive_float("timeout_seconds"),
             s3_endpoint_url=endpoint or None,
+            additions_dir=self.path(retrain.text("additions_dir")),
         )
 
     def _read_validate(self, section: _Section) -> ValidateConfig:
@@ -590,6 +628,44 @@ class ConfigurationManager:
             registered_model=registered_model,
             artifact_location=(local / "artifacts").as_uri(),
             backend="local",
+        )
+
+    def _read_serve(self, section: _Section) -> ServeConfig:
+        url = (
+            self.environ.get("SONGREC_EVENT_STORE_URL")
+            or f"sqlite:///{self.path(section.text('event_store'))}"
+        )
+        port = section.get("port", int, check=lambda v: 0 < v < 65536, rule="must be a TCP port")
+        default_k = section.positive_int("default_k")
+        max_k = section.positive_int("max_k")
+        if default_k > max_k:
+            raise section.fail("default_k", default_k, f"must not exceed max_k ({max_k})")
+        return ServeConfig(
+            host=section.text("host"),
+            port=port,
+            default_k=default_k,
+            max_k=max_k,
+            max_playlist_tracks=section.positive_int("max_playlist_tracks"),
+            max_batch_tracks=section.positive_int("max_batch_tracks"),
+            max_body_bytes=section.positive_int("max_body_bytes"),
+            search_limit=section.positive_int("search_limit"),
+            reload_interval_seconds=section.positive_float("reload_interval_seconds"),
+            event_store_url=url,
+            admin_token=self.environ.get("SONGREC_ADMIN_TOKEN") or None,
+            bundle=self._train.bundle,
+            tracking=self._tracking,
+            schema=self.schema,
+        )
+
+    def _read_retrain(self, section: _Section) -> RetrainConfig:
+        incoming = self.environ.get("SONGREC_INCOMING_URL") or str(self.path(section.text("incoming")))
+        return RetrainConfig(
+            incoming=incoming,
+            additions_dir=self._ingest.additions_dir,
+            source=self._ingest.source,
+            ingestion_record=self._ingest.record,
+            schema=self.schema,
+            s3_endpoint_url=self._ingest.s3_endpoint_url,
         )
 
     def _read_evaluate(self, config: _Section, params: _Section) -> EvaluateConfig:

@@ -13,11 +13,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from songrec.errors import StageInputMissing
+
+if TYPE_CHECKING:  # pandas loads lazily: DAG files import this module at parse time
+    import pandas as pd
 
 
 @contextmanager
@@ -71,6 +72,8 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_parquet(require(path), columns=columns)
 
 

@@ -51,18 +51,20 @@ class Stage:
         return result
 
 
-def _local_source(manager: ConfigurationManager) -> list[Path]:
+def _ingest_inputs(manager: ConfigurationManager) -> list[Path]:
+    """The local source file (a remote one is stood for by its sha256 param) and the additions."""
     source = manager.ingest().source
-    if "://" in source and not source.startswith("file://"):
-        return []  # a remote source: its sha256 (a param) stands for its content
-    return [Path(source.removeprefix("file://"))]
+    local = (
+        [] if "://" in source and not source.startswith("file://") else [Path(source.removeprefix("file://"))]
+    )
+    return [*local, manager.ingest().additions_dir]
 
 
 STAGES: tuple[Stage, ...] = (
     Stage(
         name="ingest",
         description="fetch the source (file, http(s), s3), check its sha256, write data/raw",
-        deps=_local_source,
+        deps=_ingest_inputs,
         outs=lambda m: [m.ingest().raw_tracks, m.ingest().record],
         code=("src/songrec/stages/ingest.py",),
         config_params=("ingest.source", "ingest.sha256"),

@@ -1,9 +1,10 @@
 """ingest: fetch the configured source and write data/raw/ with an ingestion record.
 
 Reads the source named in config/config.yaml (a local path or file://, http(s)://, or s3://,
-holding a .csv, .csv.gz or a .zip with one CSV), checks its sha256, and writes
-data/raw/tracks.parquet and data/raw/ingestion.json (source, sha256, rows, time) together,
-atomically: a failed ingestion leaves the previous raw data as it was.
+holding a .csv, .csv.gz or a .zip with one CSV), checks its sha256, appends the rows that
+retraining accepted into data/additions/ (one parquet file per logical date), and writes
+data/raw/tracks.parquet and data/raw/ingestion.json (source, sha256, additions, rows, time)
+together, atomically: a failed ingestion leaves the previous raw data as it was.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import zipfile
 import zlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
@@ -111,12 +113,16 @@ def ingestion_record(source: str, sha256: str, frame: pd.DataFrame, size: int) -
 
 
 def fetch(config: IngestConfig) -> bytes:
-    """Read the whole source, with a progress bar; any failure names the source."""
-    source = config.source
+    """Read the whole configured source, with a progress bar; any failure names the source."""
+    return fetch_url(config.source, config.s3_endpoint_url, config.timeout_seconds)
+
+
+def fetch_url(source: str, s3_endpoint_url: str | None, timeout: float) -> bytes:
+    """Read a path or file://, http(s):// or s3:// URL; any failure names the URL."""
     try:
         if source.startswith(("http://", "https://")):
-            return _fetch_http(source, config.timeout_seconds)
-        return _fetch_fsspec(source, config)
+            return _fetch_http(source, timeout)
+        return _fetch_fsspec(source, s3_endpoint_url, timeout)
     except IngestionError:
         raise
     except Exception as exc:
@@ -133,12 +139,11 @@ def _fetch_http(url: str, timeout: float) -> bytes:
         return _read_chunks(response.iter_content(CHUNK_BYTES), total, url)
 
 
-def _fetch_fsspec(source: str, config: IngestConfig) -> bytes:
+def _fetch_fsspec(source: str, s3_endpoint_url: str | None, timeout: float) -> bytes:
     import fsspec
 
     options: dict[str, Any] = {}
     if source.startswith("s3://"):
-        timeout = config.timeout_seconds
         options = {
             "config_kwargs": {
                 "connect_timeout": timeout,
@@ -146,8 +151,8 @@ def _fetch_fsspec(source: str, config: IngestConfig) -> bytes:
                 "retries": {"max_attempts": 2},
             }
         }
-        if config.s3_endpoint_url:
-            options["client_kwargs"] = {"endpoint_url": config.s3_endpoint_url}
+        if s3_endpoint_url:
+            options["client_kwargs"] = {"endpoint_url": s3_endpoint_url}
     with fsspec.open(source, "rb", **options) as handle:
         total = getattr(handle, "size", None)
         return _read_chunks(_iter_file(handle), total, source)
@@ -174,12 +179,25 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     payload = fetch(config)
     sha256 = check_sha256(payload, config.sha256, config.source)
     frame = parse_tracks(payload, config.source)
+    source_rows = len(frame)
+    additions = read_additions(config.additions_dir)
+    if additions:
+        frame = pd.concat([frame, *additions.values()], ignore_index=True)
     record = ingestion_record(config.source, sha256, frame, len(payload))
+    record["source_rows"] = source_rows
+    record["additions"] = {name: len(rows) for name, rows in additions.items()}
     with atomic_dir(config.raw_dir) as staging:
         frame.to_parquet(staging / config.raw_tracks.name, index=False)
         (staging / config.record.name).write_text(_dump(record))
     log.info("ingested %d rows (sha256 %s) into %s", len(frame), sha256[:12], config.raw_dir)
     return {"rows": len(frame), "sha256": sha256}
+
+
+def read_additions(folder: Path) -> dict[str, pd.DataFrame]:
+    """The accepted additions, by file name, in name (logical date) order."""
+    if not folder.is_dir():
+        return {}
+    return {path.name: pd.read_parquet(path) for path in sorted(folder.glob("*.parquet"))}
 
 
 def _dump(record: dict[str, Any]) -> str:
