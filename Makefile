@@ -9,7 +9,7 @@ unexport PYTHONDONTWRITEBYTECODE
 export MLFLOW_DISABLE_TELEMETRY ?= true
 PYTEST_ARGS ?=
 
-.PHONY: help setup run repro test lint format serve airflow clean
+.PHONY: help setup run repro test lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -43,4 +43,4 @@ format: setup  ## format the code
 	ruff check --fix .
 
 clean:  ## remove pipeline outputs and the local MLflow store (not the venv)
-	rm -rf data/raw data/validated data/processed models plots reports mlruns
+	rm -rf data/raw data/validated data/processed models plots reports mlruns var

@@ -1,10 +1,12 @@
-"""Benchmark the pipeline: a full `dvc repro` on the shipped data, per stage, and a no-op repro.
+"""Benchmark the pipeline: a full `dvc repro` on the shipped data, per stage, and a no-op repro;
+then the same work as the Airflow DAG songrec_training under `dag.test()`.
 
-Runs in a scratch copy of the project (git + DVC initialised there), so the workspace, its
+Runs in scratch copies of the project (git + DVC initialised there), so the workspace, its
 DVC cache and its MLflow store are left alone. Prints wall time and peak memory (RSS) per
-stage and in total, the total without the reference baseline's stage, and a no-op repro.
+stage and in total, the total without the reference baseline's stage, a no-op repro, and the
+Airflow run's wall time next to dvc repro's (target: at most 1.5x).
 
-    python bench/pipeline.py            # or: make bench-pipeline
+    python bench/pipeline.py [--skip-airflow]      # or: make bench
 """
 
 from __future__ import annotations
@@ -21,7 +23,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-COPY = ("config", "src", "params.yaml", "dvc.yaml", ".dvcignore", "data/source")
+COPY = ("config", "src", "dags", "params.yaml", "dvc.yaml", ".dvcignore", "data/source", "data/additions")
+
+# Runs in a child interpreter: Airflow must be configured before it is first imported.
+AIRFLOW_CHILD = """
+import os, sys, time
+from airflow.utils import db
+db.initdb()
+from airflow.dag_processing.dagbag import DagBag
+dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("songrec_training")
+started = time.perf_counter()
+run = dag.test()
+print("DAGTEST", time.perf_counter() - started, run.state)
+"""
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
@@ -35,6 +49,7 @@ def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, fl
 
 def scratch_project(folder: Path) -> Path:
     project = folder / "songrec"
+    folder.mkdir(parents=True, exist_ok=True)
     for name in COPY:
         source = ROOT / name
         target = project / name
@@ -48,9 +63,31 @@ def scratch_project(folder: Path) -> Path:
     return project
 
 
+def airflow_run(folder: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Wall time of songrec_training under dag.test() in a fresh scratch copy."""
+    project = scratch_project(folder / "airflow")
+    home = folder / "airflow-home"
+    child_env = {
+        **env,
+        "SONGREC_ROOT": str(project),
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(project / "dags"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    result = subprocess.run([sys.executable, "-c", AIRFLOW_CHILD], cwd=project, env=child_env,
+                            capture_output=True, text=True)
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("DAGTEST")), None)
+    if line is None:
+        raise SystemExit(f"dag.test() did not finish:\n{result.stderr[-3000:]}")
+    _, seconds, state = line.split()
+    return float(seconds), state
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy and print where it is")
+    parser.add_argument("--skip-airflow", action="store_true", help="skip the dag.test() comparison")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="songrec-bench-"))
     try:
@@ -81,6 +118,10 @@ def main() -> int:
         print(f"{'total (dvc repro)':<18}{wall:>10.1f}{'':>12}{peak:>10.0f}")
         print(f"{'total w/o reference':<18}{wall - reference:>10.1f}   (target <= 60 s)")
         print(f"{'no-op dvc repro':<18}{noop_wall:>10.1f}{'':>12}{noop_peak:>10.0f}   (target <= 3 s)")
+        if not args.skip_airflow:
+            airflow_wall, state = airflow_run(folder, env)
+            print(f"\nsongrec_training under dag.test() (same work, fresh copy): {airflow_wall:.1f} s ({state})")
+            print(f"dag.test / dvc repro = {airflow_wall / wall:.2f}x   (target <= 1.5x)")
         if args.keep:
             print(f"scratch project kept at {project}")
         return 0

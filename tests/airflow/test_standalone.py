@@ -1,0 +1,83 @@
+"""End to end: `songrec airflow` runs a real scheduler and API server; the REST API v2 triggers
+songrec_training with a token; the run succeeds, MLflow holds it, and DVC has nothing to redo."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from tests.airflow.conftest import dvc_project
+from tests.conftest import BIN, free_port, run_cli
+from tests.services import process_group, wait_http
+
+pytestmark = pytest.mark.slow
+
+
+def processes_using(home: Path) -> list[int]:
+    """Processes whose environment names this AIRFLOW_HOME."""
+    marker = f"AIRFLOW_HOME={home}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_rest_triggered_training_run(tmp_path: Path, sample_frame: pd.DataFrame) -> None:
+    project = dvc_project(tmp_path / "project", sample_frame)
+    home, port = tmp_path / "airflow_home", free_port()
+    log = tmp_path / "songrec-airflow.log"
+    command = ["songrec", "airflow", "--home", str(home), "--port", str(port)]
+    started = time.monotonic()
+    with process_group([str(BIN / command[0]), *command[1:]], log, cwd=project) as process:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/api/v2/monitor/health", process, log, timeout=240)
+        deadline = time.monotonic() + 60
+        while "login:" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)  # the pool is created right after the API is healthy
+        print(f"Airflow ready after {time.monotonic() - started:.1f} s")
+        password = json.loads((home / "passwords.json").read_text())["admin"]
+        token = requests.post(
+            f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=30
+        ).json()["access_token"]
+        api = requests.Session()
+        api.headers["Authorization"] = f"Bearer {token}"
+        dag_url = f"{base}/api/v2/dags/songrec_training"
+        deadline = time.monotonic() + 120
+        while api.get(dag_url, timeout=30).status_code != 200:  # the DAG processor parses it first
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(1)
+        assert api.patch(dag_url, json={"is_paused": False}, timeout=30).status_code == 200
+        triggered = api.post(f"{dag_url}/dagRuns", json={"logical_date": None}, timeout=30)
+        assert triggered.status_code == 200, triggered.text
+        run_id = triggered.json()["dag_run_id"]
+        deadline = time.monotonic() + 600
+        while (state := api.get(f"{dag_url}/dagRuns/{run_id}", timeout=30).json()["state"]) not in (
+            "success",
+            "failed",
+        ):
+            assert time.monotonic() < deadline, "the run did not finish in 10 minutes"
+            time.sleep(2)
+        tasks = api.get(f"{dag_url}/dagRuns/{run_id}/taskInstances", timeout=30).json()["task_instances"]
+        assert state == "success", {t["task_id"]: t["state"] for t in tasks}
+        evaluate = api.get(
+            f"{dag_url}/dagRuns/{run_id}/taskInstances/evaluate/xcomEntries/return_value", timeout=30
+        ).json()["value"]
+    assert process.poll() is not None
+    assert processes_using(home) == [], "Airflow processes outlived `songrec airflow`"
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
+    run = client.get_run(evaluate["run_id"] if isinstance(evaluate, dict) else json.loads(evaluate)["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run_cli("dvc", "status", "-q", cwd=project, check=False).returncode == 0
