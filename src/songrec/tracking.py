@@ -27,6 +27,25 @@ PREVIOUS_CHAMPION_TAG = "previous_champion"
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "joblib", "pyarrow")
 
 
+def point_at(uri: str) -> None:
+    """Set MLflow's tracking and registry URI for this process only.
+
+    mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI (and the registry's) into
+    os.environ; a ConfigurationManager created later in the same process (an Airflow task, a
+    test, the API) would then take it for the user's choice of server. Undo that.
+    """
+    import mlflow
+
+    before = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def configure(config: TrackingConfig) -> None:
     """Point MLflow at the configured store; create the experiment if it is new."""
     import mlflow
@@ -38,8 +57,7 @@ def configure(config: TrackingConfig) -> None:
         os.environ["MLFLOW_TRACKING_PASSWORD"] = config.password
     if config.backend == "local":
         Path(config.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(config.uri)
-    mlflow.set_registry_uri(config.uri)
+    point_at(config.uri)
     try:
         if mlflow.get_experiment_by_name(config.experiment) is None:
             mlflow.create_experiment(config.experiment, artifact_location=config.artifact_location)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
@@ -93,6 +94,19 @@ def test_tracking_comes_from_the_environment_only(project: Path) -> None:
 
     with pytest.raises(ConfigError, match="DAGSHUB_USER_TOKEN"):
         ConfigurationManager(project, environ={"DAGSHUB_REPO_OWNER": "me", "DAGSHUB_REPO_NAME": "x"})
+
+
+def test_pointing_mlflow_at_one_project_does_not_leak_into_the_next(tmp_path: Path, project: Path) -> None:
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; a second project
+    configured later in the same process (Airflow tasks, the API, tests) must still be local."""
+    import mlflow
+
+    from songrec import tracking
+
+    tracking.point_at(f"sqlite:///{tmp_path / 'other.db'}")
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'other.db'}"
+    assert ConfigurationManager(project).tracking().backend == "local"
 
 
 def test_s3_endpoint_comes_from_the_environment(project: Path) -> None:
