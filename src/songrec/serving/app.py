@@ -1,0 +1,134 @@
+"""The app factory: `create_app(config)` builds the FastAPI app from the `serve` configuration.
+
+What it wires together, each in its own module: the request models built from the data
+contract (schemas), the model store and its source (model_store), the event store (events),
+the metrics, the middleware (request id, body limit, timing, request log), the error handlers
+and the routes. Nothing loads or connects before the app starts: the lifespan loads the model
+(failing the start when there is nothing to serve), starts the model refresh and the event
+writer, and stops both on shutdown.
+
+Tests pass their own `model_source` (and `events`) and use the app with FastAPI's TestClient.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from songrec.config import ServeConfig
+from songrec.models.bundle import SongrecBundle
+from songrec.serving import errors
+from songrec.serving.deps import ComputePool, RecentRequests, Services
+from songrec.serving.events import EventStore
+from songrec.serving.metrics import Metrics
+from songrec.serving.middleware import RequestMiddleware
+from songrec.serving.model_store import ChampionSource, FileSource, ModelSource, ModelStore, ModelUnavailable
+from songrec.serving.routes import WEB, api_router, page_router
+from songrec.serving.schemas import RequestModels, build_request_models
+from songrec.serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+songrec serves the registry's **champion** model bundle: playlist continuation, genre and
+popularity predictions, catalog search, and feedback on what it recommended.
+
+Every error is a JSON object whose `message` names the field and the problem. Every request to
+the API is logged (with the tracks it returned) to the event store; feedback joins it by
+`request_id`.
+"""
+
+
+def create_app(
+    config: ServeConfig,
+    model_source: ModelSource | None = None,
+    *,
+    events: EventStore | None = None,
+    settings: ServingSettings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> FastAPI:
+    """The API and the web page over `config` (ConfigurationManager.serve()).
+
+    Without `model_source`: the file in SONGREC_BUNDLE if set, else the registry's champion
+    with the local bundle as fallback. Without `events`: the store at config.event_store_url,
+    unless SONGREC_EVENT_LOGGING=off.
+    """
+    settings = settings or ServingSettings.from_environ(environ)
+    models = build_request_models(config.schema, config)
+    if model_source is None:
+        model_source = (
+            FileSource(settings.bundle)
+            if settings.bundle is not None
+            else ChampionSource(config.tracking, config.bundle)
+        )
+    events = events or EventStore(config.event_store_url, enabled=settings.event_logging)
+    store = ModelStore(model_source, config.reload_interval_seconds, check=_servable(models))
+    metrics = Metrics(store, events)
+    services = Services(
+        config=config,
+        models=models,
+        store=store,
+        events=events,
+        metrics=metrics,
+        recent=RecentRequests(),
+        compute=ComputePool(os.cpu_count() or 1),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        events.start()
+        try:
+            store.start()  # loads the model: the app does not start without one
+        except Exception:
+            events.stop()
+            raise
+        log.info("songrec API ready: model %s", store.current.version if store.current else None)
+        try:
+            yield
+        finally:
+            store.stop()
+            events.stop()
+
+    app = FastAPI(
+        title="songrec",
+        description=DESCRIPTION,
+        version=_package_version(),
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    errors.install(app)
+    app.add_middleware(
+        RequestMiddleware, metrics=metrics, events=events, store=store, max_body_bytes=config.max_body_bytes
+    )
+    app.include_router(api_router(models, config))
+    app.include_router(page_router(config))
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    return app
+
+
+def _servable(models: RequestModels) -> Callable[[SongrecBundle], None]:
+    """A check that a bundle reads only the features a request can carry (run before a swap)."""
+
+    def check(bundle: SongrecBundle) -> None:
+        missing = [name for name in bundle.numeric_features if name not in models.feature_names]
+        if missing:
+            raise ModelUnavailable(
+                f"the model reads features the request contract does not have: {missing}; "
+                "its config/schema.yaml differs from the one this API was started with"
+            )
+
+    return check
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("songrec")
+    except PackageNotFoundError:  # pragma: no cover
+        return "0"

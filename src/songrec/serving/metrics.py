@@ -1,0 +1,103 @@
+"""Prometheus metrics of one app: requests, latencies, the model serving, the event store.
+
+Each app has its own CollectorRegistry, so several apps (tests) never share counters. The
+model and event-store figures are read from their owners when /metrics is scraped, never
+counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from songrec.serving.events import EventStore
+from songrec.serving.model_store import ModelStore
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    def __init__(self, store: ModelStore, events: EventStore) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "songrec_requests",
+            "HTTP requests answered, by route, method and status.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "songrec_request_duration_seconds",
+            "Time from the request's arrival to the end of its answer, by route.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_StateCollector(store, events))
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(endpoint, method, str(status)).inc()
+        self.latency.labels(endpoint).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    def __init__(self, store: ModelStore, events: EventStore) -> None:
+        self.store = store
+        self.events = events
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        info = GaugeMetricFamily(
+            "songrec_model_info", "The model serving (value 1).", labels=["version", "source", "recommender"]
+        )
+        current = self.store.current
+        if current is not None:
+            info.add_metric([current.version, current.ref.source, current.bundle.recommender_name], 1)
+            yield GaugeMetricFamily(
+                "songrec_model_catalog_tracks",
+                "Tracks in the serving model's catalog.",
+                value=len(current.bundle),
+            )
+            yield GaugeMetricFamily(
+                "songrec_model_loaded_timestamp_seconds",
+                "When the serving model was loaded (Unix time).",
+                value=current.loaded_at.timestamp(),
+            )
+        yield info
+        yield CounterMetricFamily(
+            "songrec_model_swaps", "Models swapped in after the first.", value=self.store.swaps
+        )
+        stats = self.events.stats
+        yield CounterMetricFamily(
+            "songrec_events_logged", "Events written to the event store.", value=stats.logged
+        )
+        dropped = CounterMetricFamily(
+            "songrec_events_dropped", "Events that could not be logged (store down or queue full)."
+        )
+        dropped.add_metric([], stats.dropped)
+        yield dropped
+        by_reason = CounterMetricFamily(
+            "songrec_events_dropped_by_reason",
+            "Events that could not be logged, by reason.",
+            labels=["reason"],
+        )
+        by_reason.add_metric(["store_down"], stats.dropped_store_down)
+        by_reason.add_metric(["queue_full"], stats.dropped_queue_full)
+        yield by_reason
+        yield GaugeMetricFamily(
+            "songrec_event_queue_depth", "Events waiting to be written.", value=self.events.queue_depth
+        )
+        yield GaugeMetricFamily(
+            "songrec_event_logging_enabled",
+            "1 unless SONGREC_EVENT_LOGGING=off.",
+            value=int(self.events.enabled),
+        )
+        yield GaugeMetricFamily(
+            "songrec_event_store_up",
+            "1 if the event writer runs and its last write succeeded (or none failed yet), else 0.",
+            value=1 if self.events.available else 0,
+        )

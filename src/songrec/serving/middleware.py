@@ -1,0 +1,174 @@
+"""The ASGI middleware around every request: id, body limit, metrics and the request log.
+
+A plain ASGI middleware (not Starlette's BaseHTTPMiddleware, which costs a task and a copy of
+the response per request). For each HTTP request it:
+- gives it a request id (scope state `request_id`, response header `x-request-id`);
+- refuses a body larger than serve.max_body_bytes with 413, before any parsing;
+- times it, counts it in the Prometheus metrics by route template;
+- for the API's routes, puts a RequestEvent on the event store's queue (never waits for it),
+  with what the route noted in `request.state.log` (model version, inputs, recommendations).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from songrec.serving.events import EventStore, RequestEvent, new_request_id
+from songrec.serving.metrics import Metrics
+from songrec.serving.model_store import ModelStore
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Routes whose requests go to the event store (health checks, metrics, docs and the page do not).
+LOGGED_ROUTES = frozenset(
+    {"/recommend", "/predict/genre", "/predict/popularity", "/tracks", "/feedback", "/admin/reload"}
+)
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class RequestMiddleware:
+    def __init__(
+        self, app: ASGIApp, *, metrics: Metrics, events: EventStore, store: ModelStore, max_body_bytes: int
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.events = events
+        self.store = store
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = new_request_id()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        header = (b"x-request-id", str(request_id).encode())
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            if scope["method"] in BODY_METHODS:
+                body, problem = await self._read_body(scope, receive)
+                if problem is not None:
+                    await self._refuse(send_with_id, *problem)
+                    return
+                receive = _replay(body, receive)
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, state, request_id, status, time.perf_counter() - started)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, tuple[int, str, str] | None]:
+        limit = self.max_body_bytes
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    return b"", (400, "content-length is not a number", "invalid_header")
+                if declared > limit:
+                    return b"", (
+                        413,
+                        f"the request body has {declared} bytes; at most {limit} are accepted",
+                        "too_large",
+                    )
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return b"", (413, f"the request body is larger than {limit} bytes", "too_large")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks), None
+
+    async def _refuse(self, send: Send, status: int, message: str, kind: str) -> None:
+        body = json.dumps(
+            {"message": f"body: {message}", "detail": [{"loc": ["body"], "msg": message, "type": kind}]}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _record(
+        self,
+        scope: Scope,
+        state: MutableMapping[str, Any],
+        request_id: uuid.UUID,
+        status: int,
+        seconds: float,
+    ) -> None:
+        endpoint = _endpoint(scope)
+        self.metrics.observe(endpoint, scope["method"], status, seconds)
+        if endpoint not in LOGGED_ROUTES:
+            return
+        noted: dict[str, Any] = state.get("log") or {}
+        version = noted.get("model_version")
+        if version is None and (current := self.store.current) is not None:
+            version = current.version
+        self.events.log_request(
+            RequestEvent(
+                request_id=request_id,
+                endpoint=endpoint,
+                status=status,
+                latency_ms=seconds * 1000.0,
+                model_version=version,
+                input_track_ids=noted.get("track_ids"),
+                input_tracks=noted.get("tracks"),
+                k=noted.get("k"),
+                recommendations=noted.get("recommendations", ()),
+            )
+        )
+
+
+def _endpoint(scope: Scope) -> str:
+    """The route template (a label of bounded cardinality), even for a request refused before routing."""
+    route = scope.get("route")
+    path = str(scope.get("path", ""))
+    if route is not None and getattr(route, "path", None):
+        return str(route.path)
+    if path in LOGGED_ROUTES:
+        return path
+    return "/static" if path.startswith("/static/") else "unmatched"
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the already-read body once, then waits on the real channel."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

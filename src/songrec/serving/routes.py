@@ -1,0 +1,338 @@
+"""The routes: recommendations, predictions, catalog search, feedback, health, metrics, admin, page.
+
+The routes that compute hand their work (the `answer_*` functions) to the compute pool, one
+thread per CPU (deps.ComputePool); the others are plain `def` in FastAPI's pool, or `async` when
+they only read. Each reads the serving model once, through ModelDep. The request models are
+built from the data contract when the app is created, so the routes are built then too
+(`api_router(models, config)`): each route's `body` gets the app's model (see `_accepts`).
+"""
+
+# No `from __future__ import annotations` here: FastAPI evaluates the routes' annotations, and
+# some of them use values that exist only inside api_router (this app's configured limits).
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
+
+from songrec.config import ServeConfig
+from songrec.serving.deps import ModelDep, ServicesDep, note, request_id, require_admin
+from songrec.serving.errors import ApiError, error_responses
+from songrec.serving.events import FeedbackEvent
+from songrec.serving.inference import FeatureRow, Resolved
+from songrec.serving.model_store import ModelUnavailable, ServedModel
+from songrec.serving.schemas import (
+    BatchRequest,
+    FeedbackRequest,
+    FeedbackResponse,
+    GenreResponse,
+    HealthResponse,
+    PlaylistRequest,
+    PopularityResponse,
+    ReadyResponse,
+    RecommendRequest,
+    RecommendResponse,
+    ReloadResponse,
+    RequestModels,
+    SearchResponse,
+)
+
+WEB = Path(__file__).parent / "web"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _accepts(model: type[BaseModel]) -> Callable[[F], F]:
+    """Give the route's `body` parameter the app's request model (built from the data contract).
+
+    The route is written against the static base class (RecommendRequest, ...), which is what
+    its code relies on; FastAPI validates and documents the subclass with the contract's ranges.
+    """
+
+    def decorate(endpoint: F) -> F:
+        endpoint.__annotations__ = {**endpoint.__annotations__, "body": model}
+        return endpoint
+
+    return decorate
+
+
+def _rows(body: PlaylistRequest, served: ServedModel) -> list[FeatureRow]:
+    names = served.bundle.numeric_features
+    return [FeatureRow(values=track.values(names), artist=track.track_artist) for track in body.tracks]
+
+
+def _require_known(resolved: Resolved, rows: Sequence[FeatureRow]) -> None:
+    if len(resolved.positions) or rows:
+        return
+    raise ApiError(
+        422,
+        f"none of the {len(resolved.unknown)} track ids is in the catalog: {', '.join(resolved.unknown[:20])}"
+        + (" ..." if len(resolved.unknown) > 20 else ""),
+        loc=["body", "track_ids"],
+        type_="unknown_track_ids",
+        unknown_track_ids=resolved.unknown,
+    )
+
+
+def api_router(models: RequestModels, config: ServeConfig) -> APIRouter:
+    router = APIRouter()
+
+    @router.post(
+        "/recommend",
+        response_model=RecommendResponse,
+        responses=error_responses(400, 413, 422, 503),
+        tags=["recommendations"],
+        summary="Recommend tracks to continue a playlist",
+    )
+    @_accepts(models.recommend)
+    async def recommend(
+        body: RecommendRequest, request: Request, served: ModelDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        """The k catalog tracks that best continue the playlist, best first, never one of its own.
+
+        The playlist is catalog `track_ids` and/or `tracks` given by their audio features (for
+        songs the catalog does not know). Ids the catalog does not know are listed in
+        `unknown_track_ids`; a playlist made only of unknown ids is a 422 that lists them.
+        """
+        return await services.compute.run(answer_recommend, body, request, served)
+
+    @router.post(
+        "/predict/genre",
+        response_model=GenreResponse,
+        responses=error_responses(400, 413, 422, 503),
+        tags=["predictions"],
+        summary="Predict the genre of tracks",
+    )
+    @_accepts(models.batch)
+    async def predict_genre(
+        body: BatchRequest, request: Request, served: ModelDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        """The genre of each track (catalog ids first, then feature rows) with every genre's probability."""
+        return await services.compute.run(answer_genre, body, request, served)
+
+    @router.post(
+        "/predict/popularity",
+        response_model=PopularityResponse,
+        responses=error_responses(400, 413, 422, 503),
+        tags=["predictions"],
+        summary="Predict the popularity of tracks",
+    )
+    @_accepts(models.batch)
+    async def predict_popularity(
+        body: BatchRequest, request: Request, served: ModelDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        """The predicted Spotify popularity (0 to 100) of each track (catalog ids, then feature rows)."""
+        return await services.compute.run(answer_popularity, body, request, served)
+
+    @router.get(
+        "/tracks",
+        response_model=SearchResponse,
+        responses=error_responses(422, 503),
+        tags=["catalog"],
+        summary="Search the catalog by track or artist name",
+    )
+    async def search_tracks(
+        served: ModelDep,
+        services: ServicesDep,
+        q: Annotated[str, Query(min_length=1, max_length=200, description="Part of a track or artist name.")],
+        limit: Annotated[int, Query(ge=1, le=config.search_limit)] = config.search_limit,
+    ) -> dict[str, Any]:
+        """Catalog tracks whose name or artist contains `q` (case-insensitive), most popular first."""
+        return await services.compute.run(answer_search, q, limit, served)
+
+    @router.post(
+        "/feedback",
+        response_model=FeedbackResponse,
+        status_code=202,
+        responses=error_responses(400, 404, 413, 422),
+        tags=["feedback"],
+        summary="Record a play, skip, like or dislike of a recommended track",
+    )
+    @_accepts(models.feedback)
+    def feedback(body: FeedbackRequest, services: ServicesDep) -> dict[str, Any]:
+        """Stored in the event store with the request id, so it joins the logged request.
+
+        A request id this server never answered is a 404 (when the store can tell).
+        """
+        known = body.request_id in services.recent or services.events.has_request(body.request_id)
+        if known is False:
+            raise ApiError(
+                404,
+                f"no request {body.request_id} was answered here",
+                loc=["body", "request_id"],
+                type_="unknown_request",
+            )
+        services.events.log_feedback(
+            FeedbackEvent(request_id=body.request_id, track_id=body.track_id, event=body.event)
+        )
+        return {
+            "status": "accepted",
+            "request_id": str(body.request_id),
+            "track_id": body.track_id,
+            "event": body.event,
+        }
+
+    @router.get("/health", response_model=HealthResponse, tags=["operations"], summary="The process is alive")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/ready",
+        response_model=ReadyResponse,
+        responses=error_responses(503),
+        tags=["operations"],
+        summary="A model is loaded: which one",
+    )
+    async def ready(served: ModelDep) -> dict[str, Any]:
+        return {
+            "status": "ready",
+            "model_version": served.version,
+            "model_source": served.ref.source,
+            "model_uri": served.ref.uri,
+            "loaded_at": served.loaded_at,
+            "catalog_tracks": len(served.bundle),
+            "recommender": served.bundle.recommender_name,
+        }
+
+    @router.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+        tags=["operations"],
+        summary="Prometheus metrics",
+    )
+    async def metrics(services: ServicesDep) -> Response:
+        """Request counts and latencies by route, the model serving, and the event store's counters."""
+        return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.post(
+        "/admin/reload",
+        response_model=ReloadResponse,
+        responses=error_responses(401, 503),
+        dependencies=[Depends(require_admin)],
+        tags=["operations"],
+        summary="Load the current champion now",
+    )
+    def reload(
+        services: ServicesDep,
+        force: Annotated[bool, Query(description="Reload even if the champion has not changed.")] = False,
+    ) -> dict[str, Any]:
+        """Ask the registry for the champion and swap it in if it changed (or if `force`).
+
+        Requests in flight finish on the model they started with. Needs the bearer token in the
+        server's SONGREC_ADMIN_TOKEN.
+        """
+        try:
+            result = services.store.refresh(force=force)
+        except ModelUnavailable as exc:
+            raise ApiError(503, str(exc), type_="model_unavailable") from exc
+        except Exception as exc:
+            raise ApiError(
+                503, f"cannot load the model: {type(exc).__name__}: {exc}", type_="load_failed"
+            ) from exc
+        return {
+            "swapped": result.swapped,
+            "model_version": result.model.version,
+            "previous_version": result.previous_version,
+        }
+
+    return router
+
+
+# --------------------------------------------------------------------------- the answers
+# Plain functions, run in the compute pool (deps.ComputePool): the CPU-bound part of a route.
+
+
+def answer_recommend(body: RecommendRequest, request: Request, served: ServedModel) -> dict[str, Any]:
+    view = served.view
+    resolved = view.resolve(body.track_ids)
+    rows = _rows(body, served)
+    note(
+        request,
+        model_version=served.version,
+        track_ids=body.track_ids,
+        tracks=[track.model_dump(exclude_none=True) for track in body.tracks],
+        k=body.k,
+    )
+    _require_known(resolved, rows)
+    answer = view.recommend(resolved, rows, body.k)
+    note(request, recommendations=[(t["rank"], t["track_id"], t["score"]) for t in answer.tracks])
+    request.app.state.services.recent.add(request_id(request))
+    return {
+        "request_id": str(request_id(request)),
+        "model_version": served.version,
+        "k": body.k,
+        "recommendations": answer.tracks,
+        "unknown_track_ids": answer.unknown_track_ids,
+    }
+
+
+def answer_genre(body: BatchRequest, request: Request, served: ServedModel) -> dict[str, Any]:
+    resolved, rows = _batch(body, request, served)
+    predictions = served.view.predict_genre(resolved, rows)
+    request.app.state.services.recent.add(request_id(request))
+    return {
+        "request_id": str(request_id(request)),
+        "model_version": served.version,
+        "genres": list(served.bundle.genres),
+        "predictions": predictions,
+        "unknown_track_ids": resolved.unknown,
+    }
+
+
+def answer_popularity(body: BatchRequest, request: Request, served: ServedModel) -> dict[str, Any]:
+    resolved, rows = _batch(body, request, served)
+    predictions = served.view.predict_popularity(resolved, rows)
+    request.app.state.services.recent.add(request_id(request))
+    return {
+        "request_id": str(request_id(request)),
+        "model_version": served.version,
+        "predictions": predictions,
+        "unknown_track_ids": resolved.unknown,
+    }
+
+
+def answer_search(query: str, limit: int, served: ServedModel) -> dict[str, Any]:
+    view = served.view
+    return {
+        "query": query,
+        "model_version": served.version,
+        "tracks": [view.summary(position) for position in view.search(query, limit)],
+    }
+
+
+def _batch(body: PlaylistRequest, request: Request, served: ServedModel) -> tuple[Resolved, list[FeatureRow]]:
+    resolved = served.view.resolve(body.track_ids)
+    rows = _rows(body, served)
+    note(
+        request,
+        model_version=served.version,
+        track_ids=body.track_ids,
+        tracks=[track.model_dump(exclude_none=True) for track in body.tracks],
+    )
+    _require_known(resolved, rows)
+    return resolved, rows
+
+
+def page_router(config: ServeConfig) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    templates = Jinja2Templates(directory=WEB / "templates")
+
+    @router.get("/", response_class=HTMLResponse)
+    async def index(request: Request) -> Response:
+        current = request.app.state.services.store.current
+        return templates.TemplateResponse(
+            request,
+            "index.html",
+            {
+                "model_version": None if current is None else current.version,
+                "default_k": config.default_k,
+                "max_k": config.max_k,
+                "search_limit": config.search_limit,
+            },
+        )
+
+    return router

@@ -1,0 +1,91 @@
+"""The web page in a real headless Chromium: search, add tracks, ask, see recommendations."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+
+from songrec.config import ServeConfig
+from songrec.models.bundle import SongrecBundle
+from songrec.serving.app import create_app
+from songrec.serving.events import EventStore
+from tests.serving.conftest import DEFAULT_SETTINGS, MemorySource, running_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def page_app(serve_config: ServeConfig, bundle: SongrecBundle, events: EventStore) -> FastAPI:
+    return create_app(
+        serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events, settings=DEFAULT_SETTINGS
+    )
+
+
+def test_search_add_tracks_and_get_recommendations(browser, page_app: FastAPI, bundle: SongrecBundle) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    artist = str(bundle.catalog["track_artist"].value_counts().index[0])
+    wait = WebDriverWait(browser, 20)
+    with running_server(page_app) as url:
+        browser.get(f"{url}/")
+        assert browser.title == "songrec"
+        assert browser.find_element(By.ID, "model-version").text == "1"
+        assert browser.find_element(By.ID, "recommend-button").get_attribute("disabled") is not None
+
+        box = browser.find_element(By.ID, "search-input")
+        box.send_keys(artist)
+        browser.find_element(By.ID, "search-button").click()
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results button.add"))
+        results = browser.find_elements(By.CSS_SELECTOR, "#search-results li")
+        assert artist in results[0].text
+        for button in browser.find_elements(By.CSS_SELECTOR, "#search-results button.add")[:3]:
+            button.click()
+        playlist = browser.find_elements(By.CSS_SELECTOR, "#playlist li")
+        assert len(playlist) == 3
+        assert browser.find_element(By.ID, "playlist-count").text == "(3)"
+        added = [item.get_attribute("data-track-id") for item in playlist]
+
+        k = browser.find_element(By.ID, "k-input")
+        k.clear()
+        k.send_keys("6")
+        browser.find_element(By.ID, "recommend-button").click()
+        wait.until(ec.visibility_of_element_located((By.ID, "recommendations-section")))
+        rows = browser.find_elements(By.CSS_SELECTOR, "#recommendations tbody tr")
+        assert len(rows) == 6
+        recommended = [row.get_attribute("data-track-id") for row in rows]
+        assert not set(recommended) & set(added)  # never the playlist's own tracks
+        first = rows[0].find_elements(By.TAG_NAME, "td")
+        assert first[0].text == "1" and first[3].text in bundle.genres
+        assert 0.0 <= float(first[4].text) <= 1.0
+        link = rows[0].find_element(By.TAG_NAME, "a").get_attribute("href")
+        assert link == f"https://open.spotify.com/track/{recommended[0]}"
+
+        wait.until(ec.visibility_of_element_located((By.ID, "predictions-section")))
+        predictions = browser.find_elements(By.CSS_SELECTOR, "#predictions tbody tr")
+        assert len(predictions) == 3
+        cells = predictions[0].find_elements(By.TAG_NAME, "td")
+        assert cells[1].text in bundle.genres and 0 <= float(cells[3].text) <= 100
+
+        rows[0].find_element(By.CSS_SELECTOR, "button.like").click()  # feedback joins the request
+        wait.until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, "#recommendations tbody tr")[0].text.endswith("liked")
+        )
+        assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
+
+
+def test_the_page_shows_the_apis_message_for_a_bad_request(browser, page_app: FastAPI) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with running_server(page_app) as url:
+        browser.get(f"{url}/")
+        browser.execute_script(
+            "document.getElementById('search-input').removeAttribute('maxlength');"
+            "document.getElementById('search-input').value = 'x'.repeat(300);"
+        )
+        browser.find_element(By.ID, "search-button").click()
+        error = WebDriverWait(browser, 20).until(ec.visibility_of_element_located((By.ID, "error")))
+        assert error.text.startswith("q: String should have at most 200 characters")

@@ -1,0 +1,231 @@
+"""The event store on SQLite and on the machine's real PostgreSQL; logging never fails or blocks."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select, text
+
+from songrec.config import ServeConfig
+from songrec.errors import ConfigError
+from songrec.models.bundle import SongrecBundle
+from songrec.serving.app import create_app
+from songrec.serving.events import (
+    EventStore,
+    FeedbackEvent,
+    RequestEvent,
+    feedback_table,
+    new_request_id,
+    recommendations_table,
+    requests_table,
+)
+from tests.conftest import free_port
+from tests.serving.conftest import DEFAULT_SETTINGS, MemorySource, playlist_ids
+
+POSTGRES_USERS = ("postgres", "root")
+
+
+def _exercise(store: EventStore) -> None:
+    """Write requests, recommendations and feedback through the queue; read them back, joined."""
+    store.start()
+    answered = uuid.uuid4()
+    store.log_request(
+        RequestEvent(
+            request_id=answered,
+            endpoint="/recommend",
+            status=200,
+            latency_ms=3.5,
+            model_version="4",
+            input_track_ids=["a" * 22, "b" * 22],
+            input_tracks=[{"energy": 0.5, "year": 2001}],
+            k=2,
+            recommendations=[(1, "c" * 22, 0.9), (2, "d" * 22, 0.8)],
+        )
+    )
+    refused = uuid.uuid4()
+    store.log_request(RequestEvent(request_id=refused, endpoint="/recommend", status=422, latency_ms=0.4))
+    store.log_feedback(FeedbackEvent(request_id=answered, track_id="c" * 22, event="like"))
+    assert store.flush()
+    assert store.stats.logged == 3 and store.stats.dropped == 0
+    assert store.count(requests_table) == 2
+    assert store.count(recommendations_table, request_id=answered) == 2
+    assert store.has_request(answered) is True and store.has_request(uuid.uuid4()) is False
+    with store.engine.connect() as connection:
+        row = (
+            connection.execute(select(requests_table).where(requests_table.c.request_id == answered))
+            .mappings()
+            .one()
+        )
+        joined = connection.execute(
+            select(feedback_table.c.event, recommendations_table.c.rank, requests_table.c.model_version)
+            .join(requests_table, requests_table.c.request_id == feedback_table.c.request_id)
+            .join(
+                recommendations_table,
+                (recommendations_table.c.request_id == feedback_table.c.request_id)
+                & (recommendations_table.c.track_id == feedback_table.c.track_id),
+            )
+        ).all()
+        empty = (
+            connection.execute(select(requests_table).where(requests_table.c.request_id == refused))
+            .mappings()
+            .one()
+        )
+    assert row["input_track_ids"] == ["a" * 22, "b" * 22]
+    assert row["input_tracks"] == [{"energy": 0.5, "year": 2001}] and row["n_feature_tracks"] == 1
+    assert (row["endpoint"], row["status"], row["k"], row["latency_ms"]) == ("/recommend", 200, 2, 3.5)
+    assert [tuple(r) for r in joined] == [("like", 1, "4")]
+    assert empty["input_track_ids"] is None and empty["model_version"] is None
+    store.stop()
+
+
+def test_the_sqlite_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = EventStore(f"sqlite:///{tmp_path / 'var' / 'events.db'}", flush_interval=0.05)
+    _exercise(store)
+    assert (tmp_path / "var" / "events.db").is_file()  # its folder is created on start
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped after."""
+    name = f"songrec_test_{uuid.uuid4().hex[:12]}"
+    errors = []
+    for user in POSTGRES_USERS:
+        admin = create_engine(
+            f"postgresql+psycopg://{user}@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:
+            errors.append(f"{user}: {exc}")
+            admin.dispose()
+            continue
+        try:
+            yield f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        return
+    pytest.fail(f"no PostgreSQL at 127.0.0.1:5432 for users {POSTGRES_USERS}: {errors}")
+
+
+@pytest.mark.slow
+def test_the_postgresql_store(postgres_url: str) -> None:
+    _exercise(EventStore(postgres_url, flush_interval=0.05))
+
+
+@pytest.mark.slow
+def test_the_api_logs_to_postgresql(
+    postgres_url: str, serve_config: ServeConfig, bundle: SongrecBundle
+) -> None:
+    import dataclasses
+
+    config = dataclasses.replace(serve_config, event_store_url=postgres_url)
+    app = create_app(config, model_source=MemorySource({"1": bundle}, "1"), settings=DEFAULT_SETTINGS)
+    with TestClient(app) as client:
+        answer = client.post("/recommend", json={"track_ids": playlist_ids(bundle), "k": 5}).json()
+        feedback = {"request_id": answer["request_id"], "track_id": answer["recommendations"][0]["track_id"]}
+        assert client.post("/feedback", json={**feedback, "event": "skip"}).status_code == 202
+        events: EventStore = app.state.services.events
+        assert events.flush()
+        assert events.count(recommendations_table, request_id=uuid.UUID(answer["request_id"])) == 5
+        assert events.count(feedback_table) == 1
+
+
+def test_a_store_that_is_down_never_fails_a_request(serve_config: ServeConfig, bundle: SongrecBundle) -> None:
+    closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
+    events = EventStore(closed, flush_interval=0.02, retry_seconds=0.2)
+    app = create_app(
+        serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events, settings=DEFAULT_SETTINGS
+    )
+    with TestClient(app) as client:
+        for _ in range(20):
+            response = client.post("/recommend", json={"track_ids": playlist_ids(bundle), "k": 3})
+            assert response.status_code == 200
+        assert events.flush()
+        assert events.stats.dropped >= 20 and events.stats.logged == 0
+        metrics = client.get("/metrics").text
+    dropped = next(line for line in metrics.splitlines() if line.startswith("songrec_events_dropped_total "))
+    assert float(dropped.split()[1]) >= 20
+    assert "songrec_event_store_up 0.0" in metrics
+
+
+@contextlib.contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections (the kernel does) and never answers: a hung database."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_hung_store_never_slows_a_request(serve_config: ServeConfig, bundle: SongrecBundle) -> None:
+    with silent_server() as port:
+        events = EventStore(
+            f"postgresql+psycopg://postgres@127.0.0.1:{port}/db", flush_interval=0.02, connect_timeout=2
+        )
+        app = create_app(
+            serve_config,
+            model_source=MemorySource({"1": bundle}, "1"),
+            events=events,
+            settings=DEFAULT_SETTINGS,
+        )
+        with TestClient(app) as client:
+            client.post("/recommend", json={"track_ids": playlist_ids(bundle), "k": 3})  # warm up
+            slowest = 0.0
+            started = time.monotonic()
+            while time.monotonic() - started < 3:  # longer than the store's connect timeout
+                began = time.perf_counter()
+                assert (
+                    client.post("/recommend", json={"track_ids": playlist_ids(bundle), "k": 3}).status_code
+                    == 200
+                )
+                slowest = max(slowest, time.perf_counter() - began)
+            deadline = time.monotonic() + 20
+            while events.stats.dropped == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+    assert slowest < 1.0, f"a request took {slowest:.2f} s while the store hung"
+    assert events.stats.dropped > 0
+
+
+def test_a_full_queue_drops_and_counts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}", queue_size=3)  # not started: nothing drains
+    for _ in range(5):
+        store.log_request(
+            RequestEvent(request_id=uuid.uuid4(), endpoint="/recommend", status=200, latency_ms=1)
+        )
+    assert store.queue_depth == 3
+    assert (store.stats.dropped, store.stats.dropped_queue_full) == (2, 2)
+
+
+def test_logging_can_be_switched_off(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}", enabled=False)
+    store.start()
+    store.log_request(RequestEvent(request_id=uuid.uuid4(), endpoint="/recommend", status=200, latency_ms=1))
+    assert store.queue_depth == 0 and store.stats.dropped == 0
+    assert store.has_request(uuid.uuid4()) is None
+    store.stop()
+    assert not (tmp_path / "events.db").exists()
+
+
+@pytest.mark.parametrize("url", ["not a url", "nosuchdialect://host/db"])
+def test_a_bad_store_url_fails_at_start(url: str) -> None:
+    with pytest.raises(ConfigError, match="SONGREC_EVENT_STORE_URL"):
+        EventStore(url).start()
+
+
+def test_request_ids_are_time_ordered_uuids() -> None:
+    earlier = [new_request_id() for _ in range(100)]
+    time.sleep(0.002)
+    later = new_request_id()
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in [*earlier, later])
+    assert len(set(earlier)) == 100
+    assert later > max(earlier)  # a new millisecond sorts after every id of the earlier ones

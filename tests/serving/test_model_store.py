@@ -1,0 +1,158 @@
+"""Which model serves, the background refresh, and swaps under load that fail no request."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from songrec.config import ServeConfig, TrackingConfig
+from songrec.models.bundle import SongrecBundle
+from songrec.serving.app import create_app
+from songrec.serving.events import EventStore
+from songrec.serving.model_store import ChampionSource, FileSource, ModelRef, ModelStore, ModelUnavailable
+from tests.serving.conftest import (
+    ADMIN_TOKEN,
+    DEFAULT_SETTINGS,
+    MemorySource,
+    SwitchableSource,
+    playlist_ids,
+    running_server,
+)
+
+
+def test_the_background_refresh_swaps_in_a_new_champion(two_bundle_files: dict[str, Path]) -> None:
+    source = SwitchableSource(two_bundle_files, "1")
+    store = ModelStore(source, reload_interval_seconds=0.1)
+    store.start()
+    try:
+        first = store.current
+        assert first is not None and first.version == "1"
+        time.sleep(0.5)
+        assert source.loads == 1  # unchanged champion: checked, not reloaded
+        source.champion = "2"
+        deadline = time.monotonic() + 30
+        while store.current is first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.current is not None and store.current.version == "2"
+        assert store.swaps == 1 and source.loads == 2
+    finally:
+        store.stop()
+
+
+def test_a_failing_refresh_keeps_the_current_model(bundle: SongrecBundle) -> None:
+    source = MemorySource({"1": bundle}, "1")
+    store = ModelStore(source, reload_interval_seconds=0.05)
+    store.start()
+    try:
+        source.champion = "missing"  # load() will raise KeyError
+        time.sleep(0.4)
+        assert store.current is not None and store.current.version == "1"
+        assert store.last_error is not None and "KeyError" in store.last_error
+    finally:
+        store.stop()
+
+
+def test_a_bundle_the_request_contract_cannot_feed_is_refused(bundle: SongrecBundle) -> None:
+    def check(candidate: SongrecBundle) -> None:
+        raise ModelUnavailable("reads features the request contract does not have")
+
+    store = ModelStore(MemorySource({"1": bundle}, "1"), 60, check=check)
+    with pytest.raises(ModelUnavailable):
+        store.refresh()
+    assert store.current is None
+
+
+def _tracking(uri: str, backend: str = "server") -> TrackingConfig:
+    return TrackingConfig(
+        uri=uri, experiment="e", registered_model="songrec", artifact_location=None, backend=backend
+    )
+
+
+def test_the_champion_source_falls_back_to_the_local_bundle(bundle_file: Path, tmp_path: Path) -> None:
+    no_store = ChampionSource(_tracking(f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}", "local"), bundle_file)
+    ref = no_store.locate()
+    assert ref.source == "file" and ref.uri == str(bundle_file) and ref.version.startswith("file-")
+    assert ref == FileSource(bundle_file).locate()  # the same file has the same version
+    with pytest.raises(ModelUnavailable, match="nothing to serve"):
+        ChampionSource(
+            _tracking(f"sqlite:///{tmp_path / 'none.db'}", "local"), tmp_path / "no.joblib"
+        ).locate()
+
+
+def test_an_unreachable_registry_never_replaces_a_serving_champion(
+    bundle_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = ChampionSource(_tracking("http://127.0.0.1:9"), bundle_file)
+
+    def unreachable() -> str | None:
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(source, "_champion_version", unreachable)
+    assert source.locate().source == "file"  # nothing serves yet: the local bundle
+    serving = ModelRef(version="7", source="registry", uri="models:/songrec/7")
+    assert source.locate(serving) == serving  # a champion serves: keep it
+    monkeypatch.setattr(source, "_champion_version", lambda: None)  # the alias was removed
+    assert source.locate(serving) == serving
+    monkeypatch.setattr(source, "_champion_version", lambda: "8")
+    assert source.locate(serving) == ModelRef(version="8", source="registry", uri="models:/songrec/8")
+
+
+@pytest.mark.slow
+def test_swapping_the_champion_under_load_fails_no_request(
+    serve_config: ServeConfig, two_bundle_files: dict[str, Path], bundle: SongrecBundle
+) -> None:
+    """16 clients hammer /recommend while the champion changes 10 times (each swap loads a file)."""
+    source = SwitchableSource(two_bundle_files, "1")
+    config = dataclasses.replace(serve_config, reload_interval_seconds=3600)
+    events = EventStore(config.event_store_url)
+    app = create_app(config, model_source=source, events=events, settings=DEFAULT_SETTINGS)
+    statuses: Counter[str] = Counter()
+    versions: Counter[str] = Counter()
+    lock = threading.Lock()
+    stop = threading.Event()
+    seeds = playlist_ids(bundle, size=5)
+
+    with running_server(app) as url:
+
+        def hammer() -> None:
+            with requests.Session() as session:
+                while not stop.is_set():
+                    try:
+                        response = session.post(
+                            f"{url}/recommend", json={"track_ids": seeds, "k": 10}, timeout=30
+                        )
+                        outcome = str(response.status_code)
+                        version = response.json().get("model_version", "?") if response.ok else "-"
+                    except requests.RequestException as exc:
+                        outcome, version = type(exc).__name__, "-"
+                    with lock:
+                        statuses[outcome] += 1
+                        versions[version] += 1
+
+        clients = [threading.Thread(target=hammer) for _ in range(16)]
+        for thread in clients:
+            thread.start()
+        try:
+            auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            for swap in range(10):
+                time.sleep(0.3)
+                source.champion = "2" if swap % 2 == 0 else "1"
+                reload = requests.post(f"{url}/admin/reload", headers=auth, timeout=120)
+                assert reload.status_code == 200, reload.text
+                assert reload.json()["swapped"] is True
+                assert reload.json()["model_version"] == source.champion
+            time.sleep(0.3)
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(60)
+    assert source.loads == 11
+    assert set(statuses) == {"200"}, statuses
+    assert statuses["200"] > 100
+    assert set(versions) == {"1", "2"}, versions  # both models answered while the other loaded
