@@ -200,6 +200,106 @@ def airflow(port: int, home: Path | None) -> None:
 
 
 @main.command()
+@click.option("--now", default=None, help="End of the window, ISO 8601 (default: now).")
+@click.option("--window-hours", type=float, default=None, help="Window length (default: config.yaml).")
+@click.option("--drift-share", type=float, default=None, help="Share of drifted features that is drift.")
+def monitor(now: str | None, window_hours: float | None, drift_share: float | None) -> None:
+    """Drift and online quality of recent traffic against the served model; alerts; HTML report."""
+    from dataclasses import replace
+    from datetime import datetime
+
+    from songrec.monitoring.monitor import run_monitor, serving_model
+
+    manager = _manager()
+    config = manager.monitor()
+    if window_hours is not None:
+        config = replace(config, window_hours=window_hours)
+    bundle, version = serving_model(manager)
+    end = datetime.fromisoformat(now) if now else None
+    result = run_monitor(config, bundle, version, now=end, drift_share=drift_share)
+    click.echo(json.dumps(result.summary(), indent=2, default=str))
+
+
+@main.command()
+@click.option("--api", default="http://127.0.0.1:8000", show_default=True, help="The API (loopback only).")
+@click.option(
+    "--source",
+    type=click.Choice(["new", "eval"]),
+    default="new",
+    show_default=True,
+    help="new: playlists of tracks released since --since-year; eval: the evaluation playlists.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Source-format CSV of the listeners' tracks (default: the shipped data set).",
+)
+@click.option("--since-year", type=int, default=2019, show_default=True)
+@click.option("--rate", type=float, default=10.0, show_default=True, help="Requests per second.")
+@click.option("--max-requests", type=int, default=200, show_default=True)
+@click.option("--max-seconds", type=float, default=60.0, show_default=True)
+@click.option("--k", type=int, default=20, show_default=True)
+@click.option(
+    "--label-delay",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds before a new track is labelled.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def simulate(
+    api: str,
+    source: str,
+    data: Path | None,
+    since_year: int,
+    rate: float,
+    max_requests: int,
+    max_seconds: float,
+    k: int,
+    label_delay: float,
+    seed: int,
+) -> None:
+    """Send listener traffic, feedback and labels to a running API (bounded in count and time)."""
+    import pandas as pd
+
+    from songrec.io import read_parquet
+    from songrec.monitoring import simulate as sim
+
+    manager = _manager()
+    tracks = pd.read_csv(data or manager.root / "data" / "source" / "spotify_songs.csv.gz")
+    if source == "new":
+        playlists = sim.new_release_playlists(tracks, since_year, seed)
+    else:
+        playlists = sim.evaluation_playlists(read_parquet(manager.transform().eval_playlists), tracks)
+    integers = manager.evaluate().integer_features
+    simulator = sim.Simulator(
+        api,
+        playlists,
+        manager.schema.audio_features,
+        integers,
+        rate=rate,
+        max_requests=max_requests,
+        max_seconds=max_seconds,
+        k=k,
+        label_delay=label_delay,
+        seed=seed,
+    )
+    click.echo(json.dumps(simulator.run().summary(), indent=2))
+
+
+@main.command()
+@click.option(
+    "--to", "to_version", default=None, help="The version to make champion (default: the one before)."
+)
+def rollback(to_version: str | None) -> None:
+    """Move the champion alias back to the previous champion; the API follows within its reload interval."""
+    from songrec.monitoring.history import rollback as roll_back
+
+    click.echo(json.dumps(roll_back(_manager(), to_version)))
+
+
+@main.command()
 def summary() -> None:
     """Print the key metrics of the last pipeline run and where to look next."""
     from songrec.reporting import pipeline_summary

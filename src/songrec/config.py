@@ -223,6 +223,7 @@ class EvaluateConfig:
     tracking: TrackingConfig
     params_file: Path
     integer_features: frozenset[str]  # numeric model inputs that are whole numbers
+    event_store_url: str  # where moves of the champion alias are recorded (monitoring)
 
     @property
     def metric_files(self) -> dict[str, Path]:
@@ -255,6 +256,23 @@ class RetrainConfig:
     ingestion_record: Path
     schema: DataSchema
     s3_endpoint_url: str | None
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    reports_dir: Path
+    window_hours: float
+    max_window_requests: int
+    reference_sample: int
+    drift_share: float
+    min_hit_rate: float
+    min_feedback: int
+    event_store_url: str
+    alert_webhook_url: str | None = field(repr=False)
+    incoming: str  # where labelled new tracks are exported for retraining
+    s3_endpoint_url: str | None
+    serve: ServeConfig = field(repr=False)
+    seed: int = 42
 
 
 # --------------------------------------------------------------------------- reading
@@ -392,9 +410,10 @@ class ConfigurationManager:
         )
         self._train = self._read_train(config.section("train"), params.section("train"))
         self._tracking = self._read_tracking(config.section("tracking"))
-        self._evaluate = self._read_evaluate(config.section("evaluate"), params.section("evaluate"))
         self._serve = self._read_serve(config.section("serve"))
+        self._evaluate = self._read_evaluate(config.section("evaluate"), params.section("evaluate"))
         self._retrain = self._read_retrain(config.section("retrain"))
+        self._monitor = self._read_monitor(config.section("monitor"))
 
     # stage configs, named like the stages -------------------------------------------------
 
@@ -424,6 +443,9 @@ class ConfigurationManager:
 
     def retrain(self) -> RetrainConfig:
         return self._retrain
+
+    def monitor(self) -> MonitorConfig:
+        return self._monitor
 
     def path(self, value: str | Path) -> Path:
         """A configured path, made absolute against the project root."""
@@ -668,6 +690,23 @@ class ConfigurationManager:
             s3_endpoint_url=self._ingest.s3_endpoint_url,
         )
 
+    def _read_monitor(self, section: _Section) -> MonitorConfig:
+        return MonitorConfig(
+            reports_dir=self.path(section.text("reports_dir")),
+            window_hours=section.positive_float("window_hours"),
+            max_window_requests=section.positive_int("max_window_requests"),
+            reference_sample=section.positive_int("reference_sample"),
+            drift_share=section.share("drift_share"),
+            min_hit_rate=section.share("min_hit_rate", allow_zero=True),
+            min_feedback=section.positive_int("min_feedback"),
+            event_store_url=self._serve.event_store_url,
+            alert_webhook_url=self.environ.get("SONGREC_ALERT_WEBHOOK_URL") or None,
+            incoming=self._retrain.incoming,
+            s3_endpoint_url=self._ingest.s3_endpoint_url,
+            serve=self._serve,
+            seed=self.seed,
+        )
+
     def _read_evaluate(self, config: _Section, params: _Section) -> EvaluateConfig:
         k = params.get(
             "k",
@@ -703,4 +742,5 @@ class ConfigurationManager:
             integer_features=frozenset(
                 {rule.name for rule in self.schema.columns if rule.dtype == "int"} | {"year"}
             ),
+            event_store_url=self._serve.event_store_url,
         )

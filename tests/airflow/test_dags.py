@@ -11,7 +11,7 @@ from songrec.pipeline import STAGE_NAMES
 
 def test_dags_import_without_errors_and_parse_fast(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
-    assert {"songrec_training", "songrec_retraining"} <= set(dagbag.dag_ids)
+    assert {"songrec_training", "songrec_retraining", "songrec_monitoring"} <= set(dagbag.dag_ids)
     for stat in dagbag.dagbag_stats:
         seconds = stat.duration.total_seconds() if hasattr(stat.duration, "total_seconds") else stat.duration
         print(f"parse time {stat.file}: {seconds:.3f} s")

@@ -47,6 +47,7 @@ OPERATIONS = [
     ("GET", "/ready"),
     ("GET", "/metrics"),
     ("POST", "/admin/reload"),
+    ("POST", "/labels"),
 ]
 WITHOUT_INPUT = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}  # nothing to break
 CASES = [

@@ -92,3 +92,28 @@ def test_serve_follows_the_registry_champion(project: Path, tmp_path: Path) -> N
         )
         assert reload.json() == {"swapped": False, "model_version": "2", "previous_version": "2"}
 
+        # `songrec rollback` moves champion back to v1; the API follows within its interval.
+        rolled = json.loads(run_cli("songrec", "rollback", cwd=project).stdout)
+        assert (rolled["from_version"], rolled["to_version"], rolled["recorded"]) == ("2", "1", True)
+        deadline = time.monotonic() + 60
+        while _ready(url)["model_version"] != "1" and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _ready(url)["model_version"] == "1"
+        again = run_cli("songrec", "rollback", cwd=project, check=False)
+        assert again.returncode != 0 and "replaced no earlier champion" in again.stderr
+
+    engine = create_engine(f"sqlite:///{project / 'var' / 'events.db'}")
+    with engine.connect() as connection:
+        moves = connection.execute(
+            text("SELECT action, from_version, to_version FROM promotions ORDER BY id")
+        ).fetchall()
+        promoted_metrics = connection.execute(
+            text("SELECT metrics_to FROM promotions WHERE to_version = '2'")
+        ).scalar_one()
+    engine.dispose()
+    assert [tuple(move) for move in moves] == [
+        ("promote", None, "1"),
+        ("promote", "1", "2"),
+        ("rollback", "2", "1"),
+    ]
+    assert "recall_at_100" in json.loads(promoted_metrics)

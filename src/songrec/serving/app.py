@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from songrec.config import ServeConfig
 from songrec.models.bundle import SongrecBundle
+from songrec.monitoring.web import monitoring_router
 from songrec.serving import errors
 from songrec.serving.deps import ComputePool, RecentRequests, Services
 from songrec.serving.events import EventStore
@@ -106,6 +107,7 @@ def create_app(
         RequestMiddleware, metrics=metrics, events=events, store=store, max_body_bytes=config.max_body_bytes
     )
     app.include_router(api_router(models, config))
+    app.include_router(monitoring_router(config))
     app.include_router(page_router(config))
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     return app

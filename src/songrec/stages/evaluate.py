@@ -36,6 +36,7 @@ from songrec.io import read_json, read_parquet, require, write_json
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender import MostPopularRecommender, RandomRecommender
 from songrec.models.reference import ReferenceRecommender
+from songrec.monitoring import history
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ def promote(
     challenger: dict[str, float],
     catalog: pd.DataFrame,
     eval_playlists: pd.DataFrame,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Alias the new version `challenger`; move `champion` to it if it is not worse."""
     name = config.tracking.registered_model
@@ -199,12 +201,25 @@ def promote(
     promoted, reason = promotion_decision(challenger, champion_metrics, tolerances)
     if current is not None and str(current.version) == version:
         promoted, reason = True, "this version is already the champion"
+    moved = promoted and (current is None or str(current.version) != version)
     if promoted:
         tracking.set_alias(name, tracking.CHAMPION, version)
         client = tracking.client()
         if current is not None and str(current.version) != version:
             client.set_model_version_tag(name, version, tracking.PREVIOUS_CHAMPION_TAG, str(current.version))
         client.set_model_version_tag(name, version, "promotion_reason", reason)
+    if moved:
+        history.record_move(
+            config.event_store_url,
+            name,
+            "promote",
+            None if current is None else str(current.version),
+            version,
+            reason,
+            metrics_from=champion_metrics,
+            metrics_to=challenger,
+            run_id=run_id,
+        )
     return {
         "model": name,
         "challenger_version": version,
@@ -228,7 +243,7 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     results = evaluate_offline(bundle, reference, catalog, eval_playlists, config.k, config.seed)
     write_outputs(config, results)
     run_id, version = log_run(config, results, ingestion, catalog)
-    decision = promote(config, version, gated_metrics(results), catalog, eval_playlists)
+    decision = promote(config, version, gated_metrics(results), catalog, eval_playlists, run_id)
     decision = {
         "run_id": run_id,
         "tracking_uri": tracking.redact(config.tracking.uri),

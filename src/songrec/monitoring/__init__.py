@@ -1,0 +1,1 @@
+"""Monitoring: drift and online quality of served traffic, alerts, the traffic simulator."""

@@ -1,0 +1,104 @@
+"""The API's monitoring routes: POST /labels, and the /monitoring page in headless Chromium."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from songrec.config import ConfigurationManager, ServeConfig
+from songrec.models.bundle import SongrecBundle
+from songrec.monitoring.monitor import run_monitor
+from songrec.monitoring.store import connect, labels, read_table
+from tests.monitoring.conftest import log_traffic, utc_now
+from tests.serving.conftest import running_server
+
+
+def label_rows(frame: pd.DataFrame, n: int) -> list[dict]:
+    return [
+        {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for _, row in frame.head(n).iterrows()
+    ]
+
+
+def test_labels_are_checked_against_the_data_contract_and_stored(
+    client: TestClient, serve_config: ServeConfig, sample_frame: pd.DataFrame
+) -> None:
+    rows = label_rows(sample_frame, 5)
+    answer = client.post("/labels", json={"tracks": rows})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"accepted": 5}
+    stored = read_table(connect(serve_config.event_store_url), labels)
+    assert stored["track_id"].tolist() == [row["track_id"] for row in rows]
+    assert stored["genre"].tolist() == [row["playlist_genre"] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"danceability": 3.0}, "danceability", "outside [0, 1]"),
+        ({"playlist_genre": "polka"}, "playlist_genre", "allowed set"),
+        ({"colour": "blue"}, "colour", "unknown field"),
+        ({"tempo": [1, 2]}, "tempo", "must be a text or a number"),
+    ],
+)
+def test_a_bad_label_row_is_a_422_naming_the_field(
+    client: TestClient, sample_frame: pd.DataFrame, change: dict, field: str, words: str
+) -> None:
+    row = {**label_rows(sample_frame, 1)[0], **change}
+    answer = client.post("/labels", json={"tracks": [row]})
+    assert answer.status_code == 422
+    assert field in answer.json()["message"] and words in answer.json()["message"]
+
+
+def test_labels_without_rows_or_a_column_are_refused(client: TestClient, sample_frame: pd.DataFrame) -> None:
+    assert client.post("/labels", json={"tracks": []}).status_code == 422
+    row = label_rows(sample_frame, 1)[0]
+    del row["energy"]
+    answer = client.post("/labels", json={"tracks": [row]})
+    assert answer.status_code == 422 and "energy" in answer.json()["message"]
+
+
+@pytest.mark.slow
+def test_the_monitoring_page_shows_drift_quality_and_promotions(
+    browser,
+    app: FastAPI,
+    serve_config: ServeConfig,
+    bundle: SongrecBundle,
+    trained_project: Path,
+    tmp_path: Path,
+) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    from songrec.monitoring.history import record_move
+
+    config = replace(
+        ConfigurationManager(trained_project).monitor(),
+        event_store_url=serve_config.event_store_url,
+        reports_dir=tmp_path / "reports",
+    )
+    now = utc_now()
+    log_traffic(
+        serve_config.event_store_url,
+        bundle,
+        150,
+        now,
+        shift={"year": 7.0, "energy": -0.3, "loudness": -8.0, "tempo": 30.0},
+    )
+    run_monitor(config, bundle, "1", now=now, drift_share=0.2)
+    record_move(serve_config.event_store_url, "songrec", "promote", None, "1", "no champion yet")
+    with running_server(app) as url:
+        browser.get(f"{url}/monitoring")
+        assert browser.title == "songrec monitoring"
+        assert "DRIFT" in browser.find_element(By.ID, "drift-verdict").text
+        for chart in ("drift_share", "feature_drift", "quality"):
+            image = browser.find_element(By.ID, f"chart-{chart}")
+            width = browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
+            assert width and width > 300, chart
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert "promote" in text and "no champion yet" in text
+        browser.save_screenshot(str(tmp_path / "monitoring.png"))
