@@ -52,6 +52,8 @@ def airflow_environment(root: Path, home: Path, port: int) -> dict[str, str]:
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "SONGREC_ROOT": str(root),
         "AIRFLOW_HOME": str(home),
+        # The metadata DB is the home's own, whatever the calling shell (or a test) points at.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": "4",  # two cores: a few tasks at a time
@@ -64,6 +66,7 @@ def airflow_environment(root: Path, home: Path, port: int) -> dict[str, str]:
         "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"),
     }
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)  # it would unpause every DAG at creation
     return env
 
 
@@ -151,7 +154,10 @@ def run(root: Path, home: Path, port: int, echo: Callable[[str], None]) -> None:
         create_pool(root, home, port)
         echo(f"Airflow is up after {seconds:.0f} s: {url}")
         echo(f"login: {ADMIN} / {admin_password(home)}   (kept in {home / 'passwords.json'})")
-        echo("DAGs: songrec_training (trigger it from the UI), songrec_retraining (daily). Ctrl-C stops.")
+        echo(
+            "DAGs: songrec_training (trigger it from the UI); songrec_retraining (daily) and"
+            " songrec_monitoring (hourly) start paused: unpause them in the UI. Ctrl-C stops."
+        )
         process.wait()
     except KeyboardInterrupt:
         echo("stopping Airflow ...")

@@ -72,6 +72,11 @@ def test_rest_triggered_training_run(tmp_path: Path, sample_frame: pd.DataFrame)
         evaluate = api.get(
             f"{dag_url}/dagRuns/{run_id}/taskInstances/evaluate/xcomEntries/return_value", timeout=30
         ).json()["value"]
+        # The home's own metadata DB, not the test's: no other DAG ran, the scheduled ones start paused.
+        for other in ("songrec_retraining", "songrec_monitoring"):
+            runs = api.get(f"{base}/api/v2/dags/{other}/dagRuns", timeout=30).json()
+            assert runs["total_entries"] == 0, (other, runs)
+            assert api.get(f"{base}/api/v2/dags/{other}", timeout=30).json()["is_paused"] is True
     assert process.poll() is not None
     assert processes_using(home) == [], "Airflow processes outlived `songrec airflow`"
 
