@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,19 @@ for name in (
     "SONGREC_ROOT",
 ):
     os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def no_tracking_server_leaks() -> Iterator[None]:
+    """mlflow.set_tracking_uri writes MLFLOW_TRACKING_URI into os.environ; a test that calls it
+    would send every later test's runs to its store. Each test starts as the shell left it."""
+    before = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def sample_tracks(n_playlists: int = 40, seed: int = 7) -> pd.DataFrame:

@@ -96,8 +96,9 @@ def test_invalid_data_fails_validate_and_a_fixed_rerun_succeeds(
     source, _ = trained_by_airflow
     project = tmp_path / "project"
     shutil.copytree(source, project)
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns' / 'mlflow.db'}")
-    champion = mlflow.MlflowClient().get_model_version_by_alias("songrec", "champion").version
+    store = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    registry = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    champion = registry.get_model_version_by_alias("songrec", "champion").version
     data = project / "data/source/spotify_songs.csv.gz"
     good = data.read_bytes()
     broken = sample_frame.copy()
@@ -111,7 +112,7 @@ def test_invalid_data_fails_validate_and_a_fixed_rerun_succeeds(
         assert states["ingest"] == "success"
         assert states["validate"] == "failed"
         assert all(states[name] == "upstream_failed" for name in STAGES[2:])
-        assert mlflow.MlflowClient().get_model_version_by_alias("songrec", "champion").version == champion
+        assert registry.get_model_version_by_alias("songrec", "champion").version == champion
         report = json.loads((project / "reports/validation.json").read_text())
         assert report["passed"] is False
         data.write_bytes(good)
