@@ -8,8 +8,10 @@ export PATH := $(BIN):$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 export MLFLOW_DISABLE_TELEMETRY ?= true
 PYTEST_ARGS ?=
+# Two workers, one test file each at a time: most tests wait on a server or one busy core.
+TEST_WORKERS ?= 2
 
-.PHONY: help setup run repro test lint format clean
+.PHONY: help setup run repro test lint format serve bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,7 +33,7 @@ repro: setup  ## dvc repro (only what changed reruns)
 	dvc repro
 
 test: setup  ## the test suite (real MLflow, DVC, S3 and database services; see README)
-	pytest $(PYTEST_ARGS)
+	pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup  ## ruff, formatting and mypy
 	ruff check .
@@ -41,6 +43,14 @@ lint: setup  ## ruff, formatting and mypy
 format: setup  ## format the code
 	ruff format .
 	ruff check --fix .
+
+serve: setup  ## the API and web page on the champion (http://127.0.0.1:8000)
+	songrec serve
+
+bench: setup  ## the benchmarks (pipeline, serving, monitoring): they measure and print, never assert
+	python bench/pipeline.py
+	python bench/serving.py
+	python bench/monitoring.py
 
 clean:  ## remove pipeline outputs and the local MLflow store (not the venv)
 	rm -rf data/raw data/validated data/processed models plots reports mlruns var
