@@ -75,8 +75,9 @@ def airflow_run(folder: Path, env: dict[str, str]) -> tuple[float, str]:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
-    result = subprocess.run([sys.executable, "-c", AIRFLOW_CHILD], cwd=project, env=child_env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", AIRFLOW_CHILD], cwd=project, env=child_env, capture_output=True, text=True
+    )
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("DAGTEST")), None)
     if line is None:
         raise SystemExit(f"dag.test() did not finish:\n{result.stderr[-3000:]}")
@@ -120,7 +121,9 @@ def main() -> int:
         print(f"{'no-op dvc repro':<18}{noop_wall:>10.1f}{'':>12}{noop_peak:>10.0f}   (target <= 3 s)")
         if not args.skip_airflow:
             airflow_wall, state = airflow_run(folder, env)
-            print(f"\nsongrec_training under dag.test() (same work, fresh copy): {airflow_wall:.1f} s ({state})")
+            print(
+                f"\nsongrec_training under dag.test() (same work, fresh copy): {airflow_wall:.1f} s ({state})"
+            )
             print(f"dag.test / dvc repro = {airflow_wall / wall:.2f}x   (target <= 1.5x)")
         if args.keep:
             print(f"scratch project kept at {project}")
