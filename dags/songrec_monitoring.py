@@ -10,23 +10,18 @@ recorded in the monitoring store either way.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
-from songrec.airflow_tasks import DEFAULT_ARGS
+from songrec.airflow_tasks import DAG_DEFAULTS
 
 
 @dag(
     dag_id="songrec_monitoring",
     schedule="@hourly",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["songrec"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
     params={
         "use_drift": Param(True, type="boolean", description="Retrain on data drift."),
         "drift_share": Param(

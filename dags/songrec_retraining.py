@@ -9,22 +9,17 @@ the pipeline (the promotion gate decides about `champion`), then asks the servin
 
 from __future__ import annotations
 
-import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, dag, task
 
-from songrec.airflow_tasks import DEFAULT_ARGS, stage_tasks
+from songrec.airflow_tasks import DAG_DEFAULTS, stage_tasks
 
 
 @dag(
     dag_id="songrec_retraining",
     schedule="@daily",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["songrec"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
     params={
         "min_growth_share": Param(
             0.01,

@@ -7,21 +7,16 @@ XCom and log carry the MLflow run id and the promotion decision.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from songrec.airflow_tasks import DEFAULT_ARGS, stage_tasks
+from songrec.airflow_tasks import DAG_DEFAULTS, stage_tasks
 
 
 @dag(
     dag_id="songrec_training",
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["songrec"],
     doc_md=__doc__,
+    **DAG_DEFAULTS,
     params={
         "recommender": Param(
             "",

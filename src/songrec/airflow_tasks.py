@@ -10,6 +10,7 @@ from datetime import timedelta
 from itertools import pairwise
 from typing import Any
 
+import pendulum
 from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -21,6 +22,15 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,  # 30 s, then 60 s (a multiplier in Airflow 3)
     "max_retry_delay": timedelta(minutes=10),
+}
+
+# What every songrec DAG shares: no backfill, one run at a time (DVC takes one call at a time).
+DAG_DEFAULTS: dict[str, Any] = {
+    "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "tags": ["songrec"],
 }
 
 
