@@ -103,6 +103,19 @@ def test_membership_signals_never_count_against_a_track(bundle: SongrecBundle) -
     assert weights["artist_share"] > 0
 
 
+def test_the_rest_of_an_artists_playlist_is_found(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    # Playlists of one artist's tracks, one track held out each: it must come back near the top.
+    catalog = data["catalog"]
+    sizes = catalog["track_artist"].value_counts()
+    found = 0
+    artists = sizes[(sizes >= 4) & (sizes <= 8)].index[:20]
+    for artist in artists:
+        tracks = sorted(catalog.loc[catalog["track_artist"] == artist, "track_id"])
+        top = bundle.recommend(tracks[1:], k=20).tracks["track_id"]
+        found += tracks[0] in set(top)
+    assert found >= 0.8 * len(artists)
+
+
 def test_hybrid_beats_the_simple_baselines_on_held_out_tracks(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
     index = pd.Index(data["catalog"]["track_id"])
     ks = (10, 50)
