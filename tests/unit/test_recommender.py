@@ -17,6 +17,7 @@ from songrec.models.recommender import (
     SIGNALS,
     HybridRecommender,
     MostPopularRecommender,
+    Playlist,
     RandomRecommender,
 )
 
@@ -114,6 +115,31 @@ def test_the_rest_of_an_artists_playlist_is_found(bundle: SongrecBundle, data) -
         top = bundle.recommend(tracks[1:], k=20).tracks["track_id"]
         found += tracks[0] in set(top)
     assert found >= 0.8 * len(artists)
+
+
+def test_the_fused_score_is_the_weighted_sum_of_the_signals(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender)
+    index = recommender.index_
+    seeds = index.track_ids.get_indexer(a_playlist(data, size=15))
+    features = index.feature_mean[None, :] + np.array([[0.5], [-1.0]]) * index.feature_scale[None, :]
+    playlists = {
+        "catalog tracks": Playlist(positions=seeds),
+        "with unknown tracks": Playlist(
+            positions=seeds[:3],
+            extra_features=features,
+            extra_artists=(str(index.artists[0]), "someone the catalog does not know"),
+            extra_years=np.array([2001.0, 2019.0]),
+        ),
+        "unknown tracks only": Playlist(positions=np.empty(0, np.int64), extra_features=features),
+        "empty": Playlist(positions=np.empty(0, np.int64)),
+    }
+    # Every weight non-zero (and some negative), so that every term of the fused score counts.
+    weights = np.random.default_rng(7).uniform(-2, 2, len(SIGNALS)).astype(np.float32)
+    for name, playlist in playlists.items():
+        fused = index.weighted_score(playlist, weights)
+        reference = index.signals(playlist) @ weights
+        np.testing.assert_allclose(fused, reference, rtol=1e-4, atol=1e-4, err_msg=name)
 
 
 def test_hybrid_beats_the_simple_baselines_on_held_out_tracks(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
