@@ -241,6 +241,7 @@ class ServeConfig:
     max_body_bytes: int
     search_limit: int
     reload_interval_seconds: float
+    compute_threads: int  # threads that compute answers; 0: on the event loop
     event_store_url: str  # SQLAlchemy URL
     admin_token: str | None = field(repr=False)
     bundle: Path  # the local bundle, served when the registry has no champion
@@ -672,6 +673,9 @@ class ConfigurationManager:
             max_body_bytes=section.positive_int("max_body_bytes"),
             search_limit=section.positive_int("search_limit"),
             reload_interval_seconds=section.positive_float("reload_interval_seconds"),
+            compute_threads=section.get(
+                "compute_threads", int, check=lambda v: v >= 0, rule="must be 0 (on the event loop) or more"
+            ),
             event_store_url=url,
             admin_token=self.environ.get("SONGREC_ADMIN_TOKEN") or None,
             bundle=self._train.bundle,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from songrec.config import ServeConfig
 from songrec.models.bundle import SongrecBundle
+from songrec.serving.app import create_app
 from songrec.serving.events import EventStore, feedback_table, recommendations_table, requests_table
-from tests.serving.conftest import ADMIN_TOKEN, feature_row, playlist_ids
+from tests.serving.conftest import ADMIN_TOKEN, DEFAULT_SETTINGS, MemorySource, feature_row, playlist_ids
 
 UNKNOWN = "0000000000000000000000"
 
@@ -97,6 +100,31 @@ def test_search_finds_tracks_by_name_or_artist(client: TestClient, bundle: Songr
     popularity = [t["popularity"] for t in tracks]
     assert popularity == sorted(popularity, reverse=True)
     assert client.get("/tracks", params={"q": "zzzzqqqqxxxx"}).json()["tracks"] == []
+
+
+def test_answers_computed_in_threads_are_the_answers_computed_on_the_event_loop(
+    client: TestClient, serve_config: ServeConfig, bundle: SongrecBundle, events: EventStore
+) -> None:
+    assert serve_config.compute_threads == 0  # the shipped default: on the event loop
+    threaded = create_app(
+        dataclasses.replace(serve_config, compute_threads=2),
+        model_source=MemorySource({"1": bundle}, "1"),
+        events=events,
+        settings=DEFAULT_SETTINGS,
+    )
+    requests = [
+        ("/recommend", {"track_ids": playlist_ids(bundle), "tracks": [feature_row(bundle, 3)], "k": 9}),
+        ("/predict/genre", {"track_ids": playlist_ids(bundle, offset=1)}),
+        ("/predict/popularity", {"tracks": [feature_row(bundle, 5)]}),
+    ]
+    with TestClient(threaded) as in_threads:
+        for path, body in requests:
+            on_loop, threads = post(client, path, body), post(in_threads, path, body)
+            assert on_loop.status_code == threads.status_code == 200, path
+            drop = {"request_id"}
+            assert {k: v for k, v in on_loop.json().items() if k not in drop} == {
+                k: v for k, v in threads.json().items() if k not in drop
+            }
 
 
 def test_health_ready_and_metrics(client: TestClient, bundle: SongrecBundle) -> None:

@@ -13,7 +13,6 @@ Tests pass their own `model_source` (and `events`) and use the app with FastAPI'
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
@@ -77,7 +76,7 @@ def create_app(
         events=events,
         metrics=metrics,
         recent=RecentRequests(),
-        compute=ComputePool(os.cpu_count() or 1),
+        compute=ComputePool(config.compute_threads),
     )
 
     @asynccontextmanager
