@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import uuid
 from typing import Any
 
+import anyio
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from songrec.config import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
+from songrec.serving.deps import ComputePool
 from songrec.serving.events import EventStore, feedback_table, recommendations_table, requests_table
 from tests.serving.conftest import ADMIN_TOKEN, DEFAULT_SETTINGS, MemorySource, feature_row, playlist_ids
 
@@ -103,11 +107,13 @@ def test_search_finds_tracks_by_name_or_artist(client: TestClient, bundle: Songr
 
 
 def test_answers_computed_in_threads_are_the_answers_computed_on_the_event_loop(
-    client: TestClient, serve_config: ServeConfig, bundle: SongrecBundle, events: EventStore
+    app: FastAPI, serve_config: ServeConfig, bundle: SongrecBundle, events: EventStore
 ) -> None:
-    assert serve_config.compute_threads == 0  # the shipped default: on the event loop
-    threaded = create_app(
-        dataclasses.replace(serve_config, compute_threads=2),
+    assert serve_config.compute_threads > 0  # the shipped default: threads when others wait
+    # As if other requests were in the server: every answer goes to the threads.
+    app.state.services.compute.requests_in_server += 5
+    on_the_loop = create_app(
+        dataclasses.replace(serve_config, compute_threads=0),
         model_source=MemorySource({"1": bundle}, "1"),
         events=events,
         settings=DEFAULT_SETTINGS,
@@ -117,14 +123,23 @@ def test_answers_computed_in_threads_are_the_answers_computed_on_the_event_loop(
         ("/predict/genre", {"track_ids": playlist_ids(bundle, offset=1)}),
         ("/predict/popularity", {"tracks": [feature_row(bundle, 5)]}),
     ]
-    with TestClient(threaded) as in_threads:
+    with TestClient(app) as threads, TestClient(on_the_loop) as loop:
         for path, body in requests:
-            on_loop, threads = post(client, path, body), post(in_threads, path, body)
-            assert on_loop.status_code == threads.status_code == 200, path
-            drop = {"request_id"}
-            assert {k: v for k, v in on_loop.json().items() if k not in drop} == {
-                k: v for k, v in threads.json().items() if k not in drop
+            in_threads, on_loop = post(threads, path, body), post(loop, path, body)
+            assert in_threads.status_code == on_loop.status_code == 200, path
+            assert {k: v for k, v in in_threads.json().items() if k != "request_id"} == {
+                k: v for k, v in on_loop.json().items() if k != "request_id"
             }
+
+
+def test_an_answer_is_computed_on_the_loop_only_when_its_request_is_alone() -> None:
+    async def threads_used(pool: ComputePool, requests_in_server: int) -> bool:
+        pool.requests_in_server = requests_in_server
+        return await pool.run(threading.get_ident) != threading.get_ident()
+
+    assert not anyio.run(threads_used, ComputePool(2), 1)
+    assert anyio.run(threads_used, ComputePool(2), 3)
+    assert not anyio.run(threads_used, ComputePool(0), 3)
 
 
 def test_health_ready_and_metrics(client: TestClient, bundle: SongrecBundle) -> None:

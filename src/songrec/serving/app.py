@@ -103,7 +103,12 @@ def create_app(
     app.state.services = services
     errors.install(app)
     app.add_middleware(
-        RequestMiddleware, metrics=metrics, events=events, store=store, max_body_bytes=config.max_body_bytes
+        RequestMiddleware,
+        metrics=metrics,
+        events=events,
+        store=store,
+        compute=services.compute,
+        max_body_bytes=config.max_body_bytes,
     )
     app.include_router(api_router(models, config))
     app.include_router(monitoring_router(config))

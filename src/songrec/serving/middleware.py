@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from songrec.serving.deps import ComputePool
 from songrec.serving.events import EventStore, RequestEvent, new_request_id
 from songrec.serving.metrics import Metrics
 from songrec.serving.model_store import ModelStore
@@ -36,9 +37,17 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, metrics: Metrics, events: EventStore, store: ModelStore, max_body_bytes: int
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        events: EventStore,
+        store: ModelStore,
+        compute: ComputePool,
+        max_body_bytes: int,
     ) -> None:
         self.app = app
+        self.compute = compute
         self.metrics = metrics
         self.events = events
         self.store = store
@@ -54,6 +63,7 @@ class RequestMiddleware:
         state["request_id"] = request_id
         header = (b"x-request-id", str(request_id).encode())
         status = 500
+        self.compute.requests_in_server += 1  # on the event loop only: no lock needed
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -71,6 +81,7 @@ class RequestMiddleware:
                 receive = _replay(body, receive)
             await self.app(scope, receive, send_with_id)
         finally:
+            self.compute.requests_in_server -= 1
             self._record(scope, state, request_id, status, time.perf_counter() - started)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, tuple[int, str, str] | None]:
