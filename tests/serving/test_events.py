@@ -7,6 +7,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,6 +21,8 @@ from songrec.serving.events import (
     EventStore,
     FeedbackEvent,
     RequestEvent,
+    _pack,
+    _unpack,
     feedback_table,
     new_request_id,
     recommendations_table,
@@ -220,6 +223,25 @@ def test_logging_can_be_switched_off(tmp_path) -> None:  # type: ignore[no-untyp
 def test_a_bad_store_url_fails_at_start(url: str) -> None:
     with pytest.raises(ConfigError, match="SONGREC_EVENT_STORE_URL"):
         EventStore(url).start()
+
+
+def test_events_reach_the_writer_process_unchanged() -> None:
+    when = datetime(2026, 11, 30, 3, 4, 5, 678901, tzinfo=UTC)  # microseconds a float would lose
+    request = RequestEvent(
+        new_request_id(),
+        "/recommend",
+        200,
+        2.25,
+        "3",
+        ["a" * 22],
+        [{"energy": 0.5}],
+        5,
+        [(1, "b" * 22, 0.9)],
+        when,
+    )
+    feedback = FeedbackEvent(request.request_id, "b" * 22, "like", when)
+    for event in (request, feedback):
+        assert _unpack(_pack(event)) == event
 
 
 def test_request_ids_are_time_ordered_uuids() -> None:

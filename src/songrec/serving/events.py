@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +161,8 @@ class _WriterSettings:
 class EventStore:
     """Writes request and feedback events to a SQL database from a separate writer process.
 
-    `log_request` and `log_feedback` never block and never raise: they pickle the event (about
-    30 microseconds, after the response has gone) and append it to a bounded in-memory buffer,
+    `log_request` and `log_feedback` never block and never raise: they pickle the event (5
+    microseconds, after the response has gone; see `_pack`) and append it to a bounded in-memory buffer,
     or count it as dropped when the buffer is full. Every `flush_interval` a shipper thread
     hands what gathered to the writer process in a few chunks (one pipe write per chunk, not
     per event); the writer writes each delivery in one transaction. Pickling each event as it
@@ -275,7 +275,7 @@ class EventStore:
             with self._lock:
                 self._dropped_full += 1
             return
-        pickled = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+        pickled = _pack(event)
         with self._lock:
             if len(self._buffer) >= self.queue_size:
                 self._dropped_full += 1
@@ -411,10 +411,48 @@ def _writer_main(settings: _WriterSettings, chunks: Any, shared: Any, parent: in
             if chunk is None:
                 stopping = True
             else:
-                batch.extend(pickle.loads(event) for event in chunk)
+                batch.extend(_unpack(event) for event in chunk)
         if batch:
             writer.write(batch)
     writer.engine.dispose()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _pack(event: RequestEvent | FeedbackEvent) -> bytes:
+    """The event pickled as plain values: 5 microseconds, where pickling the dataclass with its
+    UUID and datetime took 29. At concurrency 1 this is on the path to the next request."""
+    moment = (event.time - _EPOCH) // _MICROSECOND  # exact, where a float timestamp is not
+    if isinstance(event, FeedbackEvent):
+        return pickle.dumps((False, event.request_id.bytes, event.track_id, event.event, moment))
+    return pickle.dumps(
+        (
+            True,
+            event.request_id.bytes,
+            event.endpoint,
+            event.status,
+            event.latency_ms,
+            event.model_version,
+            event.input_track_ids,
+            event.input_tracks,
+            event.k,
+            event.recommendations,
+            moment,
+        )
+    )
+
+
+def _unpack(data: bytes) -> RequestEvent | FeedbackEvent:
+    values = pickle.loads(data)
+    request_id, when = uuid.UUID(bytes=values[1]), _EPOCH + values[-1] * _MICROSECOND
+    if not values[0]:
+        return FeedbackEvent(request_id, values[2], values[3], time=when)
+    endpoint, status, latency_ms, version, track_ids, tracks, k, recommendations = values[2:-1]
+    return RequestEvent(
+        request_id, endpoint, status, latency_ms, version, track_ids, tracks, k, recommendations, time=when
+    )
 
 
 def _take_available(chunks: Any, first: Any, limit: int) -> Iterator[Any]:
