@@ -245,20 +245,15 @@ class CatalogIndex:
         if len(seed_albums):
             album_share = album_counts / seen.n_seeds
             per_album = (w["album_share"] * album_share + w["same_album"]).astype(np.float32)
-            tracks, _ = _row_entries(self.album_tracks, seed_albums)
-            total[tracks] += np.repeat(per_album, np.diff(self.album_tracks.indptr)[seed_albums])
+            tracks, per_track = _spread(self.album_tracks, seed_albums, per_album)
+            total[tracks] += per_track
         if seen.centroid is not None:
             total += self.unit_features @ (w["audio_cosine"] * seen.centroid).astype(np.float32)
         if seen.seed_playlists is not None:
             # Only the tracks of the seeds' playlists have a co-playlist signal: visit those.
             in_seed_playlists = np.flatnonzero(seen.seed_playlists)
-            tracks, ones = _row_entries(self.playlist_tracks, in_seed_playlists)
-            counts = (
-                np.repeat(
-                    seen.seed_playlists[in_seed_playlists],
-                    np.diff(self.playlist_tracks.indptr)[in_seed_playlists],
-                )
-                * ones
+            tracks, counts = _spread(
+                self.playlist_tracks, in_seed_playlists, seen.seed_playlists[in_seed_playlists]
             )
             np.add.at(total, tracks, (w["co_playlist"] / seen.n_seeds * counts).astype(np.float32))
             if w["shares_playlist"]:
@@ -322,12 +317,11 @@ class _Seeds:
     artist_affinity: np.ndarray  # per artist code, plus -1
     centroid: np.ndarray | None
     years: np.ndarray
+    mean_popularity: float | None
 
     @property
     def median_year(self) -> float:
         return float(np.median(self.years))
-
-    mean_popularity: float | None
 
 
 @dataclass(frozen=True)
@@ -357,6 +351,14 @@ def _row_entries(matrix: sparse.csr_matrix, rows: np.ndarray) -> tuple[np.ndarra
     # For each entry, its offset in the matrix: its row's start plus its place in the row.
     offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
     return matrix.indices[offsets], matrix.data[offsets]
+
+
+def _spread(
+    matrix: sparse.csr_matrix, rows: np.ndarray, row_values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_row_entries`, each entry's value multiplied by its row's value."""
+    columns, values = _row_entries(matrix, rows)
+    return columns, values * np.repeat(row_values, np.diff(matrix.indptr)[rows])
 
 
 def _code_counts(codes: np.ndarray, n_codes: int) -> np.ndarray:
