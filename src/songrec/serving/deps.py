@@ -55,7 +55,7 @@ class ComputePool:
     Alone, an answer computed on the loop saves the two thread hand-overs (0.5-0.7 ms of 3 on
     this machine: 15-33 % more requests/s at concurrency 1). With others waiting, the threads
     keep the loop taking requests in order: computed on the loop, 16 clients of a
-    1,000,000-track catalog saw a p99 of 1.2-1.6 s, against 0.3 s in threads. A request only
+    1,000,000-track catalog saw a p99 of 1.2-2.2 s, against 0.3 s in threads. A request only
     shows itself to `requests_in_server` once the loop has read it, so before computing on the
     loop the answer yields to it once: without that, each request ran whole in one step of the
     loop, always found itself alone, and 16 clients were served one by one on the loop. With
