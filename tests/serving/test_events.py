@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, insert, select, text
 
 from songrec.config import ServeConfig
 from songrec.errors import ConfigError
@@ -22,8 +22,12 @@ from songrec.serving.events import (
     FeedbackEvent,
     RequestEvent,
     _pack,
+    _rows,
+    _SqliteInserts,
     _unpack,
     feedback_table,
+    make_engine,
+    metadata,
     new_request_id,
     recommendations_table,
     requests_table,
@@ -242,6 +246,52 @@ def test_events_reach_the_writer_process_unchanged() -> None:
     feedback = FeedbackEvent(request.request_id, "b" * 22, "like", when)
     for event in (request, feedback):
         assert _unpack(_pack(event)) == event
+
+
+def test_the_sqlite_fast_path_stores_what_sqlalchemy_stores(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    when = datetime(2026, 11, 30, 3, 4, 5, 678901, tzinfo=UTC)
+    answered = new_request_id()
+    batch: list[RequestEvent | FeedbackEvent] = [
+        RequestEvent(
+            answered,
+            "/recommend",
+            200,
+            2.25678,
+            "3",
+            ["a" * 22],
+            [{"energy": 0.5}],
+            2,
+            [(1, "b" * 22, 0.9), (2, "c" * 22, 0.5)],
+            when,
+        ),
+        RequestEvent(new_request_id(), "/tracks", 200, 1.0, None, None, None, None, (), when),
+        FeedbackEvent(answered, "b" * 22, "like", when),
+    ]
+    stored = []
+    for name in ("fast", "sqlalchemy"):
+        engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        metadata.create_all(engine)
+        with engine.begin() as connection:
+            if name == "fast":
+                _SqliteInserts(engine.dialect).insert(connection, batch)
+            else:
+                for table, rows in zip(
+                    (requests_table, recommendations_table, feedback_table), _rows(batch), strict=True
+                ):
+                    connection.execute(insert(table), rows)
+        with engine.connect() as connection:  # the raw values, as another reader (Grafana) sees them
+            stored.append(
+                [
+                    connection.exec_driver_sql(f"SELECT * FROM {t.name} ORDER BY 1, 2").all()
+                    for t in metadata.sorted_tables
+                ]
+            )
+        engine.dispose()
+    fast, reference = stored
+    assert fast == reference
+    assert (
+        sum(len(rows) for rows in fast) >= 5
+    )  # requests 2, recommendations 2, feedback 1 (and any other table empty)
 
 
 def test_request_ids_are_time_ordered_uuids() -> None:
