@@ -19,6 +19,7 @@ from songrec.models.recommender import (
     MostPopularRecommender,
     Playlist,
     RandomRecommender,
+    top_k,
 )
 
 
@@ -161,3 +162,12 @@ def test_genre_and_popularity_predictions(bundle: SongrecBundle, data) -> None: 
     assert (genres["genre"] == test["genre"].to_numpy()).mean() > 0.4
     popularity = bundle.predict_popularity(test)
     assert ((popularity >= 0) & (popularity <= 100)).all()
+
+
+@pytest.mark.parametrize("k", [1, 10, 50, 99, 100, 400])
+def test_top_k_breaks_ties_by_position(k: int) -> None:
+    """Popularity-like scores tie in hundreds: the same k tracks must come back on any CPU."""
+    scores = np.random.default_rng(k).integers(0, 20, 400).astype(np.float32)
+    exclude = np.array([3, 17, 17, 250])
+    expected = [i for i in sorted(range(400), key=lambda i: (-scores[i], i)) if i not in {3, 17, 250}][:k]
+    assert top_k(scores, k, exclude).tolist() == expected

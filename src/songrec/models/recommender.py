@@ -609,11 +609,25 @@ class RandomRecommender:
 
 
 def top_k(scores: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
-    """Positions of the k best scores, best first, never one of `exclude`."""
+    """Positions of the k best scores, best first, never one of `exclude`.
+
+    Equal scores go to the lower position, so the answer is the same on every machine: which of
+    several equal scores argpartition keeps depends on the CPU (numpy sorts with AVX-512 where
+    it can), and most-popular's integer popularities tie all the time.
+    """
     negated = np.negative(scores, dtype=np.float32)  # one copy: argpartition finds the smallest
     negated[exclude] = np.inf
     k = min(k, len(negated) - len(np.unique(exclude)))
     if k <= 0:
         return np.empty(0, dtype=np.int64)
-    best = np.argpartition(negated, k - 1)[:k]
+    if k < len(negated):
+        parted = np.argpartition(negated, k)
+        best, next_value = parted[:k], negated[parted[k]]
+        if negated[best].max() == next_value:  # equal scores on both sides of the cut
+            best = np.concatenate(
+                [np.flatnonzero(negated < next_value), np.flatnonzero(negated == next_value)]
+            )[:k]
+    else:
+        best = np.arange(len(negated))
+    best = np.sort(best)
     return best[np.argsort(negated[best], kind="stable")]
