@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -110,8 +112,9 @@ def test_answers_computed_in_threads_are_the_answers_computed_on_the_event_loop(
     app: FastAPI, serve_config: ServeConfig, bundle: SongrecBundle, events: EventStore
 ) -> None:
     assert serve_config.compute_threads > 0  # the shipped default: threads when others wait
-    # As if other requests were in the server: every answer goes to the threads.
+    # As if other requests were in the server and every answer were long: all go to the threads.
     app.state.services.compute.requests_in_server += 5
+    app.state.services.compute.short_seconds = 0.0
     on_the_loop = create_app(
         dataclasses.replace(serve_config, compute_threads=0),
         model_source=MemorySource({"1": bundle}, "1"),
@@ -132,14 +135,24 @@ def test_answers_computed_in_threads_are_the_answers_computed_on_the_event_loop(
             }
 
 
-def test_an_answer_is_computed_on_the_loop_only_when_its_request_is_alone() -> None:
-    async def threads_used(pool: ComputePool, requests_in_server: int) -> bool:
-        pool.requests_in_server = requests_in_server
-        return await pool.run(threading.get_ident) != threading.get_ident()
+def _long_answer() -> int:
+    """5 ms of CPU, then the thread it ran in."""
+    end = time.thread_time() + 0.005
+    while time.thread_time() < end:
+        pass
+    return threading.get_ident()
 
-    assert not anyio.run(threads_used, ComputePool(2), 1)
-    assert anyio.run(threads_used, ComputePool(2), 3)
-    assert not anyio.run(threads_used, ComputePool(0), 3)
+
+def test_an_answer_is_computed_in_threads_only_when_it_is_long_and_others_wait() -> None:
+    async def threads_used(pool: ComputePool, requests_in_server: int, answer: Callable[[], int]) -> bool:
+        pool.requests_in_server = requests_in_server
+        await pool.run(answer)  # the first answer tells the pool how long this work takes
+        return await pool.run(answer) != threading.get_ident()
+
+    assert not anyio.run(threads_used, ComputePool(2), 1, _long_answer)  # alone
+    assert anyio.run(threads_used, ComputePool(2), 3, _long_answer)
+    assert not anyio.run(threads_used, ComputePool(2), 3, threading.get_ident)  # short work
+    assert not anyio.run(threads_used, ComputePool(0), 3, _long_answer)
 
 
 def test_health_ready_and_metrics(client: TestClient, bundle: SongrecBundle) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -49,41 +50,64 @@ class RecentRequests:
 
 
 class ComputePool:
-    """Where answers are computed: on the event loop when the request is the only one in the
-    server, else in `size` threads (serve.compute_threads; 0: always on the event loop).
+    """Where answers are computed: on the event loop when the work is short or the request is
+    the only one in the server, else in `size` threads (serve.compute_threads; 0: always on
+    the event loop).
 
-    Alone, an answer computed on the loop saves the two thread hand-overs (0.5-0.7 ms of 3 on
-    this machine: 15-33 % more requests/s at concurrency 1). With others waiting, the threads
-    keep the loop taking requests in order: computed on the loop, 16 clients of a
-    1,000,000-track catalog saw a p99 of 1.2-2.2 s, against 0.3 s in threads. A request only
-    shows itself to `requests_in_server` once the loop has read it, so before computing on the
-    loop the answer yields to it once: without that, each request ran whole in one step of the
-    loop, always found itself alone, and 16 clients were served one by one on the loop. With
-    FastAPI's default pool (40 threads) 16 concurrent requests fought over the GIL and answered
-    300 requests/s on 2 CPUs; two threads answer 450. Other blocking routes (a model reload, a
-    feedback look-up) keep FastAPI's pool, so they never hold up a recommendation.
+    Short work (a route whose answers recently took under `short_seconds` of CPU; the shipped
+    catalog's recommendations take 0.3-0.6 ms) is computed on the loop: each thread hand-over
+    costs about as much again, and with 16 clients the loop answered 1,717 requests/s (p99
+    16 ms) where two threads answered 903 (p99 32 ms). Long work goes to the threads when
+    others wait, which keeps the loop taking requests in order: computed on the loop, 16
+    clients of a 1,000,000-track catalog (20-30 ms an answer) saw a p99 of 1.2-2.2 s, against
+    0.3 s in threads. Alone, even long work is computed on the loop (no hand-over to wait
+    for). A request only shows itself to `requests_in_server` once the loop has read it, so
+    before computing on the loop the answer yields to it once: without that, each request ran
+    whole in one step of the loop, always found itself alone, and 16 clients were served one
+    by one. Two threads, not FastAPI's 40: 16 threads fighting over the GIL answered 300
+    requests/s on 2 CPUs, two answered 450. Other blocking routes (a model reload, a feedback
+    look-up) keep FastAPI's pool, so they never hold up a recommendation.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, short_seconds: float = 0.002) -> None:
         self.size = size
+        self.short_seconds = short_seconds
         self.requests_in_server = 0  # kept by middleware.RequestMiddleware
         self._limiter: anyio.CapacityLimiter | None = None
         self._in_threads = 0  # answers handed to the threads and not yet back
+        # Per function, a moving average of the CPU seconds an answer takes (thread CPU time:
+        # waiting for the GIL in a busy thread does not count).
+        self._cpu_seconds: dict[Callable[..., Any], float] = {}
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        if self.size == 0:
-            return function(*args)
+        if self.size == 0 or self._short(function):
+            return self._timed(function, *args)
         if self._alone():
             await asyncio.sleep(0)  # let the loop read what else has come in
             if self._alone():
-                return function(*args)
+                return self._timed(function, *args)
         if self._limiter is None:  # created on the event loop, at first use
             self._limiter = anyio.CapacityLimiter(self.size)
         self._in_threads += 1
         try:
-            return await anyio.to_thread.run_sync(function, *args, limiter=self._limiter)
+            return await anyio.to_thread.run_sync(self._timed, function, *args, limiter=self._limiter)
         finally:
             self._in_threads -= 1
+
+    def _short(self, function: Callable[..., Any]) -> bool:
+        """Short work, or not yet measured (its first answer is computed on the loop)."""
+        return self._cpu_seconds.get(function, 0.0) < self.short_seconds
+
+    def _timed(self, function: Callable[..., T], *args: Any) -> T:
+        started = time.thread_time()
+        try:
+            return function(*args)
+        finally:
+            seconds = time.thread_time() - started
+            previous = self._cpu_seconds.get(function)
+            self._cpu_seconds[function] = (
+                seconds if previous is None else previous + 0.1 * (seconds - previous)
+            )
 
     def _alone(self) -> bool:
         return self.requests_in_server <= 1 and self._in_threads == 0
