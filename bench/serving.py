@@ -5,7 +5,10 @@ One run measures, on this machine, with real servers started as processes:
   and for `mlflow models serve -m models:/songrec@champion` (the prior projects' way of
   serving), and their ratio; the same playlists (real ones from the catalog) go to both;
 - time to ready of both servers (process start to the first 200 of /ready, resp. /ping);
-- `songrec serve` with request logging on and off (SONGREC_EVENT_LOGGING=off), at concurrency 1;
+- `songrec serve` with request logging on and off (SONGREC_EVENT_LOGGING=off), at concurrency 1,
+  at full speed (the next request as soon as the answer is in: the server and wrk keep both
+  CPUs busy, and the event writer's CPU has to come from them) and with a client that waits
+  --pause-ms between requests (spare CPU, as a server that is not saturated has);
 - `songrec serve --bundle` over a synthetic catalog of 1,000,000 tracks resampled from the real
   one (small feature jitter, new ids, each new track in its source track's playlists, the
   learned weights reused with HybridRecommender.with_catalog), built once, cached in var/bench/;
@@ -58,6 +61,8 @@ request = function()
   counter = counter % #bodies + 1
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[counter])
 end
+local pause = tonumber(os.getenv("BENCH_PAUSE_MS") or "0")
+if pause > 0 then delay = function() return pause end end
 done = function(summary, latency, requests)
   io.write(string.format(
     '\\nBENCH {"requests": %d, "seconds": %.3f, "p50_ms": %.3f, "p99_ms": %.3f, "non2xx": %d, '
@@ -171,13 +176,14 @@ def mlflow_serve(folder: Path) -> Any:
 # --------------------------------------------------------------------------- load
 
 
-def run_load(url: str, bodies: Path, concurrency: int, seconds: float) -> Load:
+def run_load(url: str, bodies: Path, concurrency: int, seconds: float, pause_ms: float = 0) -> Load:
+    """Each of `concurrency` clients sends a request, reads the answer, waits `pause_ms`, again."""
     if shutil.which("wrk"):
-        return _wrk(url, bodies, concurrency, seconds)
-    return _threads(url, bodies, concurrency, seconds)
+        return _wrk(url, bodies, concurrency, seconds, pause_ms)
+    return _threads(url, bodies, concurrency, seconds, pause_ms)
 
 
-def _wrk(url: str, bodies: Path, concurrency: int, seconds: float) -> Load:
+def _wrk(url: str, bodies: Path, concurrency: int, seconds: float, pause_ms: float) -> Load:
     script = bodies.with_suffix(".lua")
     script.write_text(WRK_SCRIPT)
     command = [
@@ -192,7 +198,11 @@ def _wrk(url: str, bodies: Path, concurrency: int, seconds: float) -> Load:
         url,
     ]
     output = subprocess.run(
-        command, env={**os.environ, "BENCH_BODIES": str(bodies)}, capture_output=True, text=True, check=True
+        command,
+        env={**os.environ, "BENCH_BODIES": str(bodies), "BENCH_PAUSE_MS": str(pause_ms)},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(line for line in output.splitlines() if line.startswith("BENCH "))
     data = json.loads(line.removeprefix("BENCH "))
@@ -205,7 +215,7 @@ def _wrk(url: str, bodies: Path, concurrency: int, seconds: float) -> Load:
     )
 
 
-def _threads(url: str, bodies: Path, concurrency: int, seconds: float) -> Load:
+def _threads(url: str, bodies: Path, concurrency: int, seconds: float, pause_ms: float) -> Load:
     """Python threads, one keep-alive connection each (the fallback without wrk)."""
     payloads = bodies.read_text().splitlines()
     host, port_path = url.removeprefix("http://").split(":", 1)
@@ -234,6 +244,7 @@ def _threads(url: str, bodies: Path, concurrency: int, seconds: float) -> Load:
                 connection.close()
                 connection = http.client.HTTPConnection(host, int(port), timeout=30)
             mine.append(time.perf_counter() - began)
+            time.sleep(pause_ms / 1000)
             failed += not ok
         with lock:
             latencies.extend(mine)
@@ -252,9 +263,9 @@ def _threads(url: str, bodies: Path, concurrency: int, seconds: float) -> Load:
     )
 
 
-def measure(url: str, bodies: Path, concurrency: int, seconds: float) -> Load:
+def measure(url: str, bodies: Path, concurrency: int, seconds: float, pause_ms: float = 0) -> Load:
     run_load(url, bodies, concurrency, min(3.0, seconds))  # warm up: caches, connections, JIT-free paths
-    return run_load(url, bodies, concurrency, seconds)
+    return run_load(url, bodies, concurrency, seconds, pause_ms)
 
 
 def event_counts(url: str, wait: float = 30.0) -> tuple[int, int]:
@@ -464,6 +475,12 @@ def main() -> int:
     parser.add_argument("--synthetic-tracks", type=int, default=1_000_000)
     parser.add_argument("--swaps", type=int, default=10)
     parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=2.0,
+        help="the logging section's second pace: a client that waits this long between requests",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=3,
@@ -522,18 +539,22 @@ def main() -> int:
                 logged["songrec serve, concurrency 1 and 16"] = event_counts(ours)
 
         if "logging" in sections:
-            print(f"- request logging off and on, {args.rounds} interleaved rounds (concurrency 1)")
+            print(
+                f"- request logging off and on, {args.rounds} interleaved rounds (concurrency 1), "
+                f"at full speed and with {args.pause_ms:g} ms between requests"
+            )
             with (
                 songrec_serve(folder, "logging-off", SONGREC_EVENT_LOGGING="off") as (off_url, _),
                 songrec_serve(folder, "logging-on", SONGREC_EVENT_LOGGING="on") as (on_url, _),
             ):
-                runs = {"off": [], "on": []}
-                for _ in range(args.rounds):
-                    for state, url in (("off", off_url), ("on", on_url)):
-                        runs[state].append(measure(url + "/recommend", songrec_bodies, 1, seconds))
+                for pause in (0.0, args.pause_ms):
+                    runs = {"off": [], "on": []}
+                    for _ in range(args.rounds):
+                        for state, url in (("off", off_url), ("on", on_url)):
+                            runs[state].append(measure(url + "/recommend", songrec_bodies, 1, seconds, pause))
+                    for state, measured in runs.items():
+                        loads[f"logging {state}, pause {pause:g}", 1] = median_load(measured)
                 logged["request logging on"] = event_counts(on_url)
-            for state, measured in runs.items():
-                loads[f"logging {state}", 1] = median_load(measured)
 
         if "synthetic" in sections:
             print(f"- a synthetic catalog of {args.synthetic_tracks:,} tracks")
@@ -575,14 +596,17 @@ def main() -> int:
             label = f"songrec serve, {args.synthetic_tracks:,} tracks"
             print(row(label, concurrency, loads[("synthetic", concurrency)]))
     if "logging" in sections:
-        off, on = loads[("logging off", 1)], loads[("logging on", 1)]
-        print(row("request logging off", 1, off))
-        print(row("request logging on", 1, on))
-        print(
-            f"  request logging costs p99 {100 * (on.p99_ms / off.p99_ms - 1):+.0f} %, "
-            f"p50 {100 * (on.p50_ms / off.p50_ms - 1):+.0f} %, "
-            f"throughput {100 * (on.throughput / off.throughput - 1):+.0f} %"
-        )
+        for pause in (0.0, args.pause_ms):
+            off = loads[(f"logging off, pause {pause:g}", 1)]
+            on = loads[(f"logging on, pause {pause:g}", 1)]
+            pace = "full speed" if pause == 0 else f"{pause:g} ms pauses"
+            print(row(f"request logging off, {pace}", 1, off))
+            print(row(f"request logging on, {pace}", 1, on))
+            print(
+                f"  request logging costs p99 {100 * (on.p99_ms / off.p99_ms - 1):+.0f} %, "
+                f"p50 {100 * (on.p50_ms / off.p50_ms - 1):+.0f} %, "
+                f"throughput {100 * (on.throughput / off.throughput - 1):+.0f} %"
+            )
     print()
     for name, (written, dropped) in logged.items():
         print(f"request log of {name}: {written} events written, {dropped} dropped")
