@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+
 CHARTS = ("drift_share", "feature_drift", "quality")
+
+
+def _pyplot() -> Any:
+    """matplotlib, imported at the first chart rather than at the API's start (0.3 s of it)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 def render(name: str, frames: dict[str, pd.DataFrame]) -> bytes:
@@ -20,7 +29,7 @@ def render(name: str, frames: dict[str, pd.DataFrame]) -> bytes:
     figure = {"drift_share": drift_share, "feature_drift": feature_drift, "quality": quality}[name](frames)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
@@ -48,7 +57,7 @@ def _promotions(axes: Any, promotions: pd.DataFrame) -> None:
 
 def drift_share(frames: dict[str, pd.DataFrame]) -> plt.Figure:
     runs = frames["drift_runs"].dropna(subset=["drift_share"])
-    figure, axes = plt.subplots(figsize=(8, 3))
+    figure, axes = _pyplot().subplots(figsize=(8, 3))
     if runs.empty:
         _empty(axes, "no drift runs yet: run `songrec monitor`")
         return figure
@@ -69,7 +78,7 @@ def drift_share(frames: dict[str, pd.DataFrame]) -> plt.Figure:
 
 def feature_drift(frames: dict[str, pd.DataFrame]) -> plt.Figure:
     runs = frames["drift_runs"].dropna(subset=["features"])
-    figure, axes = plt.subplots(figsize=(8, 3.5))
+    figure, axes = _pyplot().subplots(figsize=(8, 3.5))
     if runs.empty:
         _empty(axes, "no drift runs yet")
         return figure
@@ -87,7 +96,7 @@ def feature_drift(frames: dict[str, pd.DataFrame]) -> plt.Figure:
 
 def quality(frames: dict[str, pd.DataFrame]) -> plt.Figure:
     daily = frames["online_quality"]
-    figure, (hits, similarity) = plt.subplots(1, 2, figsize=(10, 3.5))
+    figure, (hits, similarity) = _pyplot().subplots(1, 2, figsize=(10, 3.5))
     if daily.empty:
         _empty(hits, "no feedback yet")
         _empty(similarity, "no traffic yet")
