@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, select, text
 
 from songrec.config import ServeConfig
 from songrec.errors import ConfigError
@@ -22,11 +22,10 @@ from songrec.serving.events import (
     FeedbackEvent,
     RequestEvent,
     _pack,
-    _rows,
-    _SqliteInserts,
     _unpack,
+    _Writer,
+    _WriterSettings,
     feedback_table,
-    make_engine,
     metadata,
     new_request_id,
     recommendations_table,
@@ -269,29 +268,23 @@ def test_the_sqlite_fast_path_stores_what_sqlalchemy_stores(tmp_path) -> None:  
     ]
     stored = []
     for name in ("fast", "sqlalchemy"):
-        engine = make_engine(f"sqlite:///{tmp_path / name}.db")
-        metadata.create_all(engine)
-        with engine.begin() as connection:
-            if name == "fast":
-                _SqliteInserts(engine.dialect).insert(connection, batch)
-            else:
-                for table, rows in zip(
-                    (requests_table, recommendations_table, feedback_table), _rows(batch), strict=True
-                ):
-                    connection.execute(insert(table), rows)
-        with engine.connect() as connection:  # the raw values, as another reader (Grafana) sees them
+        url = f"sqlite:///{tmp_path / name}.db"
+        writer = _Writer(_WriterSettings(url, 1000, 0.2, 5.0, 3.0), shared=[0] * 5)
+        if name == "sqlalchemy":
+            writer.sqlite = None  # the path every other database takes
+        writer.write(batch)
+        assert writer.last_error is None
+        with writer.engine.connect() as connection:  # the raw values, as another reader (Grafana) sees them
             stored.append(
                 [
                     connection.exec_driver_sql(f"SELECT * FROM {t.name} ORDER BY 1, 2").all()
                     for t in metadata.sorted_tables
                 ]
             )
-        engine.dispose()
+        writer.engine.dispose()
     fast, reference = stored
     assert fast == reference
-    assert (
-        sum(len(rows) for rows in fast) >= 5
-    )  # requests 2, recommendations 2, feedback 1 (and any other table empty)
+    assert sum(len(rows) for rows in fast) == 5  # requests 2, recommendations 2, feedback 1
 
 
 def test_request_ids_are_time_ordered_uuids() -> None:

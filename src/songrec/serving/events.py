@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -523,53 +523,70 @@ class _Writer:
             with self.engine.begin() as connection:
                 self.sqlite.insert(connection, batch)
             return
-        requests, recommendations, feedback = _rows(batch)
         with self.engine.begin() as connection:
-            for table, rows in (
-                (requests_table, requests),
-                (recommendations_table, recommendations),
-                (feedback_table, feedback),
-            ):
+            for table, rows in _rows(batch).items():
                 if rows:
-                    connection.execute(insert(table), rows)
+                    connection.execute(
+                        insert(table), [dict(zip(COLUMNS[table], row, strict=True)) for row in rows]
+                    )
+
+
+# The columns the writer fills, in the order of the rows `_rows` builds (feedback's id is the database's).
+COLUMNS: dict[Table, tuple[str, ...]] = {
+    requests_table: (
+        "request_id",
+        "time",
+        "endpoint",
+        "status",
+        "model_version",
+        "input_track_ids",
+        "n_feature_tracks",
+        "input_tracks",
+        "k",
+        "latency_ms",
+    ),
+    recommendations_table: ("request_id", "rank", "track_id", "score"),
+    feedback_table: ("request_id", "track_id", "event", "time"),
+}
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _rows(
     batch: Iterable[RequestEvent | FeedbackEvent],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    requests: list[dict[str, Any]] = []
-    recommendations: list[dict[str, Any]] = []
-    feedback: list[dict[str, Any]] = []
+    uuid_value: Callable[[Any], Any] = _as_is,
+    time_value: Callable[[Any], Any] = _as_is,
+    json_value: Callable[[Any], Any] = _as_is,
+) -> dict[Table, list[tuple[Any, ...]]]:
+    """The batch as rows of each table, in COLUMNS order; the `*_value` functions turn the
+    UUID, time and JSON values into what the database driver takes (as they are for SQLAlchemy)."""
+    requests: list[tuple[Any, ...]] = []
+    recommendations: list[tuple[Any, ...]] = []
+    feedback: list[tuple[Any, ...]] = []
     for item in batch:
+        request_id = uuid_value(item.request_id)
         if isinstance(item, FeedbackEvent):
-            feedback.append(
-                {
-                    "request_id": item.request_id,
-                    "track_id": item.track_id,
-                    "event": item.event,
-                    "time": item.time,
-                }
-            )
+            feedback.append((request_id, item.track_id, item.event, time_value(item.time)))
             continue
+        tracks = item.input_tracks
         requests.append(
-            {
-                "request_id": item.request_id,
-                "time": item.time,
-                "endpoint": item.endpoint,
-                "status": item.status,
-                "model_version": item.model_version,
-                "input_track_ids": list(item.input_track_ids) if item.input_track_ids is not None else None,
-                "n_feature_tracks": len(item.input_tracks) if item.input_tracks is not None else None,
-                "input_tracks": [dict(row) for row in item.input_tracks] if item.input_tracks else None,
-                "k": item.k,
-                "latency_ms": round(item.latency_ms, 3),
-            }
+            (
+                request_id,
+                time_value(item.time),
+                item.endpoint,
+                item.status,
+                item.model_version,
+                json_value(list(item.input_track_ids) if item.input_track_ids is not None else None),
+                len(tracks) if tracks is not None else None,
+                json_value([dict(row) for row in tracks] if tracks else None),
+                item.k,
+                round(item.latency_ms, 3),
+            )
         )
-        recommendations.extend(
-            {"request_id": item.request_id, "rank": rank, "track_id": track_id, "score": score}
-            for rank, track_id, score in item.recommendations
-        )
-    return requests, recommendations, feedback
+        recommendations.extend((request_id, *recommended) for recommended in item.recommendations)
+    return {requests_table: requests, recommendations_table: recommendations, feedback_table: feedback}
 
 
 class _SqliteInserts:
@@ -583,73 +600,26 @@ class _SqliteInserts:
 
     def __init__(self, dialect: Any) -> None:
         def processor(column: Column[Any]) -> Any:
-            return column.type.dialect_impl(dialect).bind_processor(dialect) or (lambda value: value)
+            return column.type.dialect_impl(dialect).bind_processor(dialect) or _as_is
 
         self.uuid = processor(requests_table.c.request_id)
         self.time = processor(requests_table.c.time)
         self.json = processor(requests_table.c.input_track_ids)
-        self.sql: dict[str, str] = {}
-        for table, names in (
-            (requests_table, _REQUEST_COLUMNS),
-            (recommendations_table, ("request_id", "rank", "track_id", "score")),
-            (feedback_table, ("request_id", "track_id", "event", "time")),
-        ):
+        self.sql: dict[Table, str] = {}
+        for table, names in COLUMNS.items():
             compiled = insert(table).compile(dialect=dialect, column_keys=list(names))
-            if tuple(compiled.positiontup or ()) != names:  # the tuples below are in this order
+            if tuple(compiled.positiontup or ()) != names:  # the rows are in COLUMNS order
                 raise RuntimeError(f"unexpected column order in {compiled}")
-            self.sql[table.name] = str(compiled)
+            self.sql[table] = str(compiled)
 
     def insert(self, connection: Any, batch: Iterable[RequestEvent | FeedbackEvent]) -> None:
-        uuid_value, time_value, json_value = self.uuid, self.time, self.json
-        requests: list[tuple[Any, ...]] = []
-        recommendations: list[tuple[Any, ...]] = []
-        feedback: list[tuple[Any, ...]] = []
-        for item in batch:
-            request_id = uuid_value(item.request_id)
-            if isinstance(item, FeedbackEvent):
-                feedback.append((request_id, item.track_id, item.event, time_value(item.time)))
-                continue
-            tracks = item.input_tracks
-            requests.append(
-                (
-                    request_id,
-                    time_value(item.time),
-                    item.endpoint,
-                    item.status,
-                    item.model_version,
-                    json_value(list(item.input_track_ids) if item.input_track_ids is not None else None),
-                    len(tracks) if tracks is not None else None,
-                    json_value([dict(row) for row in tracks] if tracks else None),
-                    item.k,
-                    round(item.latency_ms, 3),
-                )
-            )
-            recommendations.extend((request_id, *recommended) for recommended in item.recommendations)
         cursor = connection.connection.cursor()  # the DBAPI cursor, in the connection's transaction
         try:
-            for name, rows in (
-                ("requests", requests),
-                ("recommendations", recommendations),
-                ("feedback", feedback),
-            ):
+            for table, rows in _rows(batch, self.uuid, self.time, self.json).items():
                 if rows:
-                    cursor.executemany(self.sql[name], rows)
+                    cursor.executemany(self.sql[table], rows)
         finally:
             cursor.close()
-
-
-_REQUEST_COLUMNS = (
-    "request_id",
-    "time",
-    "endpoint",
-    "status",
-    "model_version",
-    "input_track_ids",
-    "n_feature_tracks",
-    "input_tracks",
-    "k",
-    "latency_ms",
-)
 
 
 def _sqlite_wal(connection: Any, _record: Any) -> None:
