@@ -19,6 +19,7 @@ from songrec.models.recommender import (
     MostPopularRecommender,
     Playlist,
     RandomRecommender,
+    candidate_features,
     top_k,
 )
 
@@ -171,3 +172,51 @@ def test_top_k_breaks_ties_by_position(k: int) -> None:
     exclude = np.array([3, 17, 17, 250])
     expected = [i for i in sorted(range(400), key=lambda i: (-scores[i], i)) if i not in {3, 17, 250}][:k]
     assert top_k(scores, k, exclude).tolist() == expected
+
+
+def test_signals_at_some_tracks_are_those_tracks_signals(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    index = bundle.recommender.index_
+    playlist = Playlist(positions=index.track_ids.get_indexer(a_playlist(data, size=15)))
+    at = np.random.default_rng(5).choice(len(index), 300, replace=False)
+    np.testing.assert_allclose(
+        index.signals_at(playlist, at), index.signals(playlist)[at], rtol=1e-6, atol=1e-7
+    )
+
+
+def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender) and recommender.reranker is not None
+    seeds = recommender.index_.track_ids.get_indexer(a_playlist(data, size=15))
+    playlist = Playlist(positions=seeds)
+    linear = recommender.index_.weighted_score(playlist, recommender.weights_)
+    candidates, features = candidate_features(
+        recommender.index_, playlist, linear, recommender.candidates_per_playlist
+    )
+    assert len(candidates) == min(recommender.candidates_per_playlist, len(linear) - len(seeds))
+    assert not set(candidates) & set(seeds)
+    scores = recommender.score(playlist)
+    others = np.setdiff1d(np.arange(len(scores)), candidates)
+    assert scores[candidates].min() > 1.0 >= scores[others].max()
+    chance = recommender.reranker.probability(features)
+    np.testing.assert_allclose(recommender.probability(scores[candidates]), chance, atol=1e-6)
+    # The re-ranker changes the order the linear ranker gave (else it would be a no-op).
+    assert not np.array_equal(np.argsort(-linear[candidates]), np.argsort(-chance))
+
+
+def test_the_reranker_never_holds_the_seeds_artist_against_a_track(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender) and recommender.reranker is not None
+    seeds = recommender.index_.track_ids.get_indexer(a_playlist(data, size=15))
+    playlist = Playlist(positions=seeds)
+    linear = recommender.index_.weighted_score(playlist, recommender.weights_)
+    _, features = candidate_features(
+        recommender.index_, playlist, linear, recommender.candidates_per_playlist
+    )
+    before = recommender.reranker.probability(features)
+    for name in ("artist_share", "album_share", "co_playlist"):
+        more = features.copy()
+        more[:, SIGNALS.index(name)] += 0.25
+        assert (recommender.reranker.probability(more) >= before - 1e-9).all(), name
+    more = features.copy()
+    more[:, len(SIGNALS)] += 1.0  # the linear score
+    assert (recommender.reranker.probability(more) >= before - 1e-9).all()
