@@ -182,13 +182,16 @@ class CatalogIndex:
             else None,
         )
 
-    def signals_at(self, playlist: Playlist, positions: np.ndarray) -> np.ndarray:
-        """`signals(playlist)[positions]`, computed for those tracks only."""
-        return np.column_stack(self._signal_columns(playlist, positions))
+    def signals_at(self, playlist: Playlist, positions: np.ndarray, seen: _Seeds | None = None) -> np.ndarray:
+        """`signals(playlist)[positions]`, computed for those tracks only (`seen`: the playlist's
+        `_seeds`, when the caller has them)."""
+        return np.column_stack(self._signal_columns(playlist, positions, seen))
 
-    def _signal_columns(self, playlist: Playlist, at: np.ndarray | None = None) -> list[np.ndarray]:
+    def _signal_columns(
+        self, playlist: Playlist, at: np.ndarray | None = None, seen: _Seeds | None = None
+    ) -> list[np.ndarray]:
         """The signal columns for every catalog track, or for the tracks at positions `at`."""
-        seen = self._seeds(playlist)
+        seen = self._seeds(playlist) if seen is None else seen
 
         def take(values: np.ndarray) -> np.ndarray:
             return values if at is None else values[at]
@@ -200,9 +203,15 @@ class CatalogIndex:
         album_share = album_counts[take(self.album_codes)] / seen.n_seeds
         zeros: np.ndarray = np.zeros(len(artist_codes), dtype=np.float32)
         co_playlist = zeros
-        if seen.seed_playlists is not None:
-            playlists = self.playlists if at is None else self.playlists[at]
-            co_playlist = (playlists @ seen.seed_playlists) / seen.n_seeds
+        if seen.seed_playlists is not None and at is None:
+            co_playlist = (self.playlists @ seen.seed_playlists) / seen.n_seeds
+        elif (
+            seen.seed_playlists is not None and at is not None
+        ):  # those rows only: faster than scipy's indexing
+            columns, values = _row_entries(self.playlists, at)
+            owners = np.repeat(np.arange(len(at)), np.diff(self.playlists.indptr)[at])
+            shared = np.bincount(owners, values * seen.seed_playlists[columns], minlength=len(at))
+            co_playlist = shared / seen.n_seeds
         audio_cosine = zeros if seen.centroid is None else take(self.unit_features) @ seen.centroid
         year_proximity, year_density = zeros, zeros
         if len(seen.years):
@@ -226,12 +235,14 @@ class CatalogIndex:
             (co_playlist > 0).astype(np.float32),
         ]
 
-    def weighted_score(self, playlist: Playlist, weights: np.ndarray) -> np.ndarray:
+    def weighted_score(
+        self, playlist: Playlist, weights: np.ndarray, seen: _Seeds | None = None
+    ) -> np.ndarray:
         """`signals(playlist) @ weights`, fused for serving: the signals that depend on a track
         only through its artist, album, year or popularity are weighted per distinct value and
         gathered once, so no per-signal column of the catalog is ever built."""
         w = dict(zip(SIGNALS, weights.astype(np.float64), strict=True))
-        seen = self._seeds(playlist)
+        seen = self._seeds(playlist) if seen is None else seen
         artist_counts = seen.artist_counts / seen.n_seeds
         per_artist = (
             w["artist_share"] * artist_counts
@@ -498,7 +509,11 @@ MONOTONE_FEATURES = frozenset(
 
 
 def candidate_features(
-    index: CatalogIndex, playlist: Playlist, linear: np.ndarray, n_candidates: int
+    index: CatalogIndex,
+    playlist: Playlist,
+    linear: np.ndarray,
+    n_candidates: int,
+    seen: _Seeds | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The `n_candidates` tracks the linear ranker scores best (never the playlist's own), in
     catalog order, and their re-ranking features: SIGNALS, then RERANK_EXTRAS."""
@@ -511,7 +526,7 @@ def candidate_features(
     artists = index.artist_codes[playlist.positions]
     variety = len(np.unique(artists)) / len(artists) if len(artists) else 1.0
     extras = np.column_stack([linear[top], np.full(n, playlist.size), np.full(n, variety)])
-    return top, np.hstack([index.signals_at(playlist, top), extras]).astype(np.float32)
+    return top, np.hstack([index.signals_at(playlist, top, seen), extras]).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -696,12 +711,13 @@ class HybridRecommender:
         """The linear ranker's chance that each track belongs in the playlist; its
         `candidates_per_playlist` best (never the playlist's own) re-ranked above all others,
         scored 1 + the re-ranker's chance."""
-        linear = self.index_.weighted_score(playlist, self.weights_)
+        seen = self.index_._seeds(playlist)  # once, for both stages
+        linear = self.index_.weighted_score(playlist, self.weights_, seen)
         chance = 1.0 / (1.0 + np.exp(-(linear.astype(np.float32) + np.float32(self.intercept_))))
         reranker = self.reranker
         if reranker is None:
             return chance
-        top, features = candidate_features(self.index_, playlist, linear, self.candidates_per_playlist)
+        top, features = candidate_features(self.index_, playlist, linear, self.candidates_per_playlist, seen)
         if len(top):
             chance[top] = 1.0 + reranker.probability(features)
         return chance
