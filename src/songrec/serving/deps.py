@@ -55,7 +55,7 @@ class ComputePool:
     the event loop).
 
     Short work (a route whose answers recently took under `short_seconds` of CPU; the shipped
-    catalog's recommendations take 0.3-0.6 ms) is computed on the loop: each thread hand-over
+    catalog's recommendations take 0.6-1.0 ms) is computed on the loop: each thread hand-over
     costs about as much again, and with 16 clients the loop answered 1,717 requests/s (p99
     16 ms) where two threads answered 903 (p99 32 ms). Long work goes to the threads when
     others wait, which keeps the loop taking requests in order: computed on the loop, 16
