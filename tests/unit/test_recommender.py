@@ -183,15 +183,24 @@ def test_signals_at_some_tracks_are_those_tracks_signals(bundle: SongrecBundle, 
     )
 
 
-def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+def _reranked(
+    bundle: SongrecBundle, data
+) -> tuple[HybridRecommender, Playlist, np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    """A 15-track playlist's linear scores, and the re-ranker's candidates with their features."""
     recommender = bundle.recommender
     assert isinstance(recommender, HybridRecommender) and recommender.reranker is not None
-    seeds = recommender.index_.track_ids.get_indexer(a_playlist(data, size=15))
-    playlist = Playlist(positions=seeds)
+    playlist = Playlist(positions=recommender.index_.track_ids.get_indexer(a_playlist(data, size=15)))
     linear = recommender.index_.weighted_score(playlist, recommender.weights_)
     candidates, features = candidate_features(
         recommender.index_, playlist, linear, recommender.candidates_per_playlist
     )
+    return recommender, playlist, linear, candidates, features
+
+
+def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    recommender, playlist, linear, candidates, features = _reranked(bundle, data)
+    assert recommender.reranker is not None
+    seeds = playlist.positions
     assert len(candidates) == min(recommender.candidates_per_playlist, len(linear) - len(seeds))
     assert not set(candidates) & set(seeds)
     scores = recommender.score(playlist)
@@ -204,14 +213,8 @@ def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBund
 
 
 def test_the_reranker_never_holds_the_seeds_artist_against_a_track(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
-    recommender = bundle.recommender
-    assert isinstance(recommender, HybridRecommender) and recommender.reranker is not None
-    seeds = recommender.index_.track_ids.get_indexer(a_playlist(data, size=15))
-    playlist = Playlist(positions=seeds)
-    linear = recommender.index_.weighted_score(playlist, recommender.weights_)
-    _, features = candidate_features(
-        recommender.index_, playlist, linear, recommender.candidates_per_playlist
-    )
+    recommender, _, _, _, features = _reranked(bundle, data)
+    assert recommender.reranker is not None
     before = recommender.reranker.probability(features)
     for name in ("artist_share", "album_share", "co_playlist"):
         more = features.copy()
