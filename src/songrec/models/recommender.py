@@ -517,12 +517,10 @@ def candidate_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The `n_candidates` tracks the linear ranker scores best (never the playlist's own), in
     catalog order, and their re-ranking features: SIGNALS, then RERANK_EXTRAS."""
-    ranking = linear.copy()
-    ranking[playlist.positions] = -np.inf
-    n = min(n_candidates, len(ranking) - len(np.unique(playlist.positions)))
-    if n <= 0:
-        return np.empty(0, np.int64), np.empty((0, len(SIGNALS) + len(RERANK_EXTRAS)), np.float32)
-    top = np.sort(np.argpartition(-ranking, n - 1)[:n])
+    top = np.sort(top_k(linear, n_candidates, exclude=playlist.positions))
+    n = len(top)
+    if n == 0:
+        return top, np.empty((0, len(SIGNALS) + len(RERANK_EXTRAS)), np.float32)
     artists = index.artist_codes[playlist.positions]
     variety = len(np.unique(artists)) / len(artists) if len(artists) else 1.0
     extras = np.column_stack([linear[top], np.full(n, playlist.size), np.full(n, variety)])
