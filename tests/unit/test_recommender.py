@@ -174,6 +174,22 @@ def test_top_k_breaks_ties_by_position(k: int) -> None:
     assert top_k(scores, k, exclude).tolist() == expected
 
 
+@pytest.mark.parametrize("layout", ["random", "ties", "best_on_the_stride"])
+def test_top_k_of_a_catalog_sized_array_is_a_plain_sort(layout: str) -> None:
+    """top_k partitions a pool below a sampled threshold: the same answer as sorting everything,
+    also when the sample lies (the best scores on its stride) and when scores tie at the cut."""
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=30_000).astype(np.float32)
+    if layout == "ties":
+        scores = np.round(scores, 1)
+    elif layout == "best_on_the_stride":
+        scores[::8] += 100.0
+    exclude = rng.choice(len(scores), 40, replace=False)
+    order = [i for i in np.lexsort((np.arange(len(scores)), -scores)).tolist() if i not in set(exclude.tolist())]
+    for k in (1, 10, 300, 5_000):
+        assert top_k(scores, k, exclude).tolist() == order[:k], k
+
+
 def test_signals_at_some_tracks_are_those_tracks_signals(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
     index = bundle.recommender.index_
     playlist = Playlist(positions=index.track_ids.get_indexer(a_playlist(data, size=15)))
