@@ -239,3 +239,23 @@ def test_the_reranker_never_holds_the_seeds_artist_against_a_track(bundle: Songr
     more = features.copy()
     more[:, len(SIGNALS)] += 1.0  # the linear score
     assert (recommender.reranker.probability(more) >= before - 1e-9).all()
+
+
+def test_best_tracks_are_the_top_k_of_the_scores(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    """The serving path (best_tracks: one catalog-wide scoring) answers what evaluation ranks
+    (top_k of score()), ties and shown chances included, within the candidates and beyond."""
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender) and recommender.reranker is not None
+    index = recommender.index_
+    rng = np.random.default_rng(11)
+    playlists = [Playlist(positions=index.track_ids.get_indexer(a_playlist(data, size=n))) for n in (1, 5, 30)]
+    playlists += [Playlist(positions=rng.choice(len(index), 8, replace=False)) for _ in range(5)]
+    features = bundle.catalog_tracks(a_playlist(data, size=3)).reset_index(drop=True)
+    playlists.append(bundle.playlist(tracks=features)[0])  # tracks known by features only
+    for playlist in playlists:
+        scores = recommender.score(playlist)
+        for k in (1, 10, recommender.candidates_per_playlist, recommender.candidates_per_playlist + 5):
+            best, shown = recommender.best_tracks(playlist, k)
+            expected = top_k(scores, k, exclude=playlist.positions)
+            np.testing.assert_array_equal(best, expected)
+            np.testing.assert_array_equal(shown, recommender.probability(scores[expected]))

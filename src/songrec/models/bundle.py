@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from songrec.models.predictors import model_inputs
-from songrec.models.recommender import HybridRecommender, Playlist, Recommender, top_k
+from songrec.models.recommender import Playlist, Recommender, best_tracks
 
 SPOTIFY_TRACK_URL = "https://open.spotify.com/track/{}"
 DISPLAY_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_name", "year", "popularity")
@@ -112,12 +112,7 @@ class SongrecBundle:
         self, track_ids: Sequence[str] = (), tracks: pd.DataFrame | None = None, k: int = 10
     ) -> Recommendations:
         playlist, unknown = self.playlist(track_ids, tracks)
-        scores = self.recommender.score(playlist)
-        best = top_k(scores, k, exclude=playlist.positions)
-        if isinstance(self.recommender, HybridRecommender):
-            shown = self.recommender.probability(scores[best])
-        else:
-            shown = scores[best].astype(np.float64)
+        best, shown = best_tracks(self.recommender, playlist, k)
         chosen = self.catalog.iloc[best]
         frame = pd.DataFrame(
             {

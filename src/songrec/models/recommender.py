@@ -720,6 +720,27 @@ class HybridRecommender:
             chance[top] = 1.0 + reranker.probability(features)
         return chance
 
+    def best_tracks(self, playlist: Playlist, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`top_k(score(playlist), k, exclude=playlist.positions)` and those tracks' chances.
+
+        When k is within the re-ranked candidates the answer is among them, so the catalog is
+        scored once (the linear ranker) and the k are picked from the candidates, without the
+        catalog-wide sigmoid and second partition of `score` (0.1 ms of a 0.5 ms request).
+        """
+        reranker = self.reranker
+        if reranker is None or k > self.candidates_per_playlist:
+            scores = self.score(playlist)
+            best = top_k(scores, k, exclude=playlist.positions)
+            return best, self.probability(scores[best])
+        seen = self.index_._seeds(playlist)
+        linear = self.index_.weighted_score(playlist, self.weights_, seen)
+        top, features = candidate_features(self.index_, playlist, linear, self.candidates_per_playlist, seen)
+        # Rounded as score() stores them (float32), so equal scores go, as in top_k, to the lower
+        # position (`top` is in catalog order and the sort is stable).
+        stored = (1.0 + reranker.probability(features)).astype(np.float32)
+        order = np.argsort(-stored, kind="stable")[: max(k, 0)]
+        return top[order], self.probability(stored[order])
+
     def probability(self, scores: np.ndarray) -> np.ndarray:
         """The fitted chance that a track scored so belongs in the playlist."""
         scores = np.asarray(scores, dtype=np.float64)
@@ -753,6 +774,16 @@ class RandomRecommender:
     def score(self, playlist: Playlist) -> np.ndarray:
         key = int(np.sum(playlist.positions, dtype=np.int64)) if len(playlist.positions) else 0
         return np.random.default_rng([self.seed, key]).random(self.n_tracks).astype(np.float32)
+
+
+def best_tracks(recommender: Recommender, playlist: Playlist, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best tracks for the playlist (never its own), best first, and the scores to show:
+    the fitted chance for songrec's recommender, the raw score for the others."""
+    if isinstance(recommender, HybridRecommender):
+        return recommender.best_tracks(playlist, k)
+    scores = recommender.score(playlist)
+    best = top_k(scores, k, exclude=playlist.positions)
+    return best, scores[best].astype(np.float64)
 
 
 def top_k(scores: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:

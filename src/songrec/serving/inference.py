@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from songrec.models.bundle import SPOTIFY_TRACK_URL, SongrecBundle
-from songrec.models.recommender import HybridRecommender, Playlist, top_k
+from songrec.models.recommender import HybridRecommender, Playlist, best_tracks
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,6 @@ class CatalogView:
         self.years = _integers(catalog["year"])
         self.popularity = _integers(catalog["popularity"])
         self.genres: list[str] = [str(g) for g in bundle.display_genre]
-        self._hybrid = isinstance(bundle.recommender, HybridRecommender)
         # Search scans the catalog most popular first (ties by id), as SongrecBundle.search sorts.
         popularity = catalog["popularity"].to_numpy(dtype=np.float64)
         self._search_order = np.lexsort((np.asarray(self.track_ids, dtype=object), -popularity))
@@ -123,14 +122,7 @@ class CatalogView:
     def recommend(self, resolved: Resolved, rows: Sequence[FeatureRow], k: int) -> RecommendAnswer:
         """SongrecBundle.recommend, answered as dicts."""
         playlist = self.playlist(resolved.positions, rows)
-        recommender = self.bundle.recommender
-        scores = recommender.score(playlist)
-        best = top_k(scores, k, exclude=playlist.positions)
-        if self._hybrid:
-            assert isinstance(recommender, HybridRecommender)
-            shown = recommender.probability(scores[best])
-        else:
-            shown = scores[best].astype(np.float64)
+        best, shown = best_tracks(self.bundle.recommender, playlist, k)
         shown = np.round(shown, 6)
         tracks = [
             {
