@@ -228,6 +228,16 @@ def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBund
     assert not np.array_equal(np.argsort(-linear[candidates]), np.argsort(-chance))
 
 
+def test_the_rerankers_quadratic_form_is_its_weighted_products(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+    recommender, _, _, _, features = _reranked(bundle, data)
+    reranker = recommender.reranker
+    assert reranker is not None
+    scaled = np.clip((features.astype(np.float64) - reranker.low) / reranker.span, 0.0, 1.0)
+    products = scaled[:, reranker.left] * scaled[:, reranker.right]
+    logit = np.hstack([scaled, products]) @ reranker.weights + reranker.intercept
+    np.testing.assert_allclose(reranker.probability(features), 1.0 / (1.0 + np.exp(-logit)), rtol=1e-12)
+
+
 def test_the_reranker_never_holds_the_seeds_artist_against_a_track(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
     recommender, _, _, _, features = _reranked(bundle, data)
     assert recommender.reranker is not None

@@ -342,7 +342,7 @@ class _Seeds:
     years: np.ndarray
     mean_popularity: float | None
 
-    @property
+    @functools.cached_property  # once per request: np.median costs as much as a signal
     def median_year(self) -> float:
         return float(np.median(self.years))
 
@@ -559,7 +559,19 @@ class PairwiseReranker:
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         scaled = np.clip((features.astype(np.float64) - self.low) / self.span, 0.0, 1.0)
-        return 1.0 / (1.0 + np.exp(-(_expand(scaled, self.left, self.right) @ self.weights + self.intercept)))
+        d = scaled.shape[1]
+        # The products' terms as a quadratic form, sum_ij x_i W_ij x_j: the same sum without
+        # building the (n, d(d+1)/2) product matrix (0.1 ms of a request for 300 candidates).
+        products = np.einsum("ij,ij->i", scaled @ self.product_weights, scaled)
+        return 1.0 / (1.0 + np.exp(-(scaled @ self.weights[:d] + products + self.intercept)))
+
+    @functools.cached_property
+    def product_weights(self) -> np.ndarray:
+        """The products' weights as an upper-triangular (d, d) matrix."""
+        d = len(self.low)
+        matrix = np.zeros((d, d))
+        matrix[self.left, self.right] = self.weights[d:]
+        return matrix
 
 
 def _expand(scaled: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
