@@ -18,6 +18,7 @@ from songrec.errors import ConfigError
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
 from songrec.serving.events import (
+    BurstHold,
     EventStore,
     FeedbackEvent,
     RequestEvent,
@@ -94,6 +95,49 @@ def test_the_sqlite_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = EventStore(f"sqlite:///{tmp_path / 'var' / 'events.db'}", flush_interval=0.05)
     _exercise(store)
     assert (tmp_path / "var" / "events.db").is_file()  # its folder is created on start
+
+
+def test_a_burst_is_held_for_its_hold_then_written_as_it_comes() -> None:
+    hold = BurstHold(seconds=30.0, max_held=1_000)
+    assert not hold.holds(busy=False, held=5, now=0.0)  # quiet: write
+    assert hold.holds(busy=True, held=5, now=1.0)  # a burst begins
+    assert hold.holds(busy=True, held=900, now=30.9)
+    assert not hold.holds(busy=True, held=900, now=31.0)  # its 30 s are spent
+    assert not hold.holds(busy=True, held=0, now=32.0)  # and stay spent while the burst lasts
+    assert not hold.holds(busy=False, held=0, now=33.0)
+    assert hold.holds(busy=True, held=0, now=34.0)  # a new burst holds again
+    assert not hold.holds(busy=True, held=1_000, now=35.0)  # too many held
+    assert not BurstHold(seconds=0.0, max_held=1_000).holds(busy=True, held=1, now=0.0)
+
+
+def test_the_writer_holds_its_writes_while_the_api_is_busy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Requests whose latencies fill the time are a busy API: their events wait in the writer
+    (counted in queue_depth), and are written once the requests stop; flush writes at once."""
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}", flush_interval=0.2, hold_seconds=60.0)
+    store.start()
+    try:
+
+        def burst(seconds: float) -> tuple[int, int]:
+            """Events sent, and events written by the burst's end."""
+            sent, end = 0, time.monotonic() + seconds
+            while time.monotonic() < end:  # each says it took 1 s: any one makes a 0.2 s look busy
+                store.log_request(RequestEvent(uuid.uuid4(), "/recommend", 200, latency_ms=1000.0))
+                sent += 1
+                time.sleep(0.005)
+            return sent, store.stats.logged
+
+        sent, written = burst(1.5)
+        assert written == 0 and store.queue_depth == sent  # held, not lost
+        deadline = time.monotonic() + 10
+        while store.stats.logged < sent and time.monotonic() < deadline:  # the burst is over
+            time.sleep(0.05)
+        assert store.stats.logged == sent and store.count(requests_table) == sent
+        more, written = burst(1.0)
+        assert written == sent
+        assert store.flush(timeout=10)
+        assert store.stats.logged == sent + more and store.queue_depth == 0
+    finally:
+        store.stop()
 
 
 @pytest.fixture

@@ -114,6 +114,10 @@ def test_serving_settings_from_the_environment(tmp_path) -> None:  # type: ignor
     assert not ServingSettings.from_environ({"SONGREC_EVENT_LOGGING": "off"}).event_logging
     with pytest.raises(ConfigError, match="SONGREC_EVENT_LOGGING = 'maybe'"):
         ServingSettings.from_environ({"SONGREC_EVENT_LOGGING": "maybe"})
+    assert ServingSettings.from_environ({"SONGREC_EVENT_HOLD_SECONDS": "0"}).event_hold_seconds == 0
+    for wrong in ("soon", "-1", "nan", "7200"):
+        with pytest.raises(ConfigError, match=f"SONGREC_EVENT_HOLD_SECONDS = '{wrong}': must be a number"):
+            ServingSettings.from_environ({"SONGREC_EVENT_HOLD_SECONDS": wrong})
     with pytest.raises(ConfigError, match="SONGREC_BUNDLE = .*no such file"):
         ServingSettings.from_environ({"SONGREC_BUNDLE": str(tmp_path / "missing.joblib")})
     file = tmp_path / "b.joblib"

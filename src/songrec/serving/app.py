@@ -66,7 +66,9 @@ def create_app(
             if settings.bundle is not None
             else ChampionSource(config.tracking, config.bundle)
         )
-    events = events or EventStore(config.event_store_url, enabled=settings.event_logging)
+    events = events or EventStore(
+        config.event_store_url, enabled=settings.event_logging, hold_seconds=settings.event_hold_seconds
+    )
     store = ModelStore(model_source, config.reload_interval_seconds, check=_servable(models))
     metrics = Metrics(store, events)
     services = Services(

@@ -3,6 +3,8 @@
 - SONGREC_BUNDLE=<path>: serve this bundle file, without the registry (`songrec serve --bundle`
   sets the same thing); used for the 1,000,000-track benchmark and for a model not registered.
 - SONGREC_EVENT_LOGGING=off: do not log requests to the event store (on by default).
+- SONGREC_EVENT_HOLD_SECONDS=30: how long the request log may hold its writes while the API is
+  busy with a burst of requests (events.EventStore); 0: write as events come.
 
 Checked once at start: a bad value names the variable, the value and the rule.
 """
@@ -24,6 +26,7 @@ OFF = ("0", "false", "off", "no")
 class ServingSettings:
     bundle: Path | None  # serve this file instead of the registry's champion
     event_logging: bool
+    event_hold_seconds: float = 30.0
 
     @classmethod
     def from_environ(
@@ -40,4 +43,14 @@ class ServingSettings:
                 f"environment: SONGREC_EVENT_LOGGING = {logging_value!r}: "
                 f"must be one of {', '.join(ON + OFF)}"
             )
-        return cls(bundle=path, event_logging=logging_value in ON)
+        raw_hold = env.get("SONGREC_EVENT_HOLD_SECONDS", "30").strip()
+        try:
+            hold = float(raw_hold)
+        except ValueError:
+            hold = float("nan")
+        if not 0 <= hold <= 3600:  # also NaN
+            raise ConfigError(
+                f"environment: SONGREC_EVENT_HOLD_SECONDS = {raw_hold!r}: "
+                "must be a number of seconds from 0 to 3600"
+            )
+        return cls(bundle=path, event_logging=logging_value in ON, event_hold_seconds=hold)
