@@ -816,7 +816,9 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
         parted = np.argpartition(values, k)
         best, next_value = parted[:k], values[parted[k]]
         if values[best].max() == next_value:  # equal scores on both sides of the cut
-            best = np.concatenate([np.flatnonzero(values < next_value), np.flatnonzero(values == next_value)])[:k]
+            best = np.concatenate(
+                [np.flatnonzero(values < next_value), np.flatnonzero(values == next_value)]
+            )[:k]
         best = pool[best]
     else:
         best = np.arange(len(negated))
