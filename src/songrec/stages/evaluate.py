@@ -13,8 +13,10 @@ moved to it only if it is not worse than the current champion measured on the sa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -193,12 +195,14 @@ def promote(
     tolerances = dict(config.promotion_tolerances)
     tracking.set_alias(name, tracking.CHALLENGER, version)
     current = tracking.version_by_alias(name, tracking.CHAMPION)
-    champion_metrics = None
+    champion_metrics, unmeasured = None, None
     if current is not None and str(current.version) != version:
-        log.info("measuring champion version %s on the same evaluation data", current.version)
-        champion = tracking.load_bundle(f"models:/{name}/{current.version}")
-        champion_metrics = bundle_metrics(champion, catalog, eval_playlists, config.k)
+        champion_metrics, unmeasured = _champion_metrics(
+            name, current, catalog, eval_playlists, config.k, keys=challenger, needed=tolerances
+        )
     promoted, reason = promotion_decision(challenger, champion_metrics, tolerances)
+    if unmeasured is not None:
+        reason = f"{reason} ({unmeasured})" if champion_metrics else f"promoted unchecked: {unmeasured}"
     if current is not None and str(current.version) == version:
         promoted, reason = True, "this version is already the champion"
     moved = promoted and (current is None or str(current.version) != version)
@@ -231,6 +235,44 @@ def promote(
         "challenger_metrics": {k: challenger[k] for k in sorted(challenger)},
         "champion_metrics": champion_metrics,
     }
+
+
+def _champion_metrics(
+    name: str,
+    current: Any,
+    catalog: pd.DataFrame,
+    eval_playlists: pd.DataFrame,
+    k: Sequence[int],
+    keys: Iterable[str],
+    needed: Iterable[str],
+) -> tuple[dict[str, float] | None, str | None]:
+    """The champion's gated metrics on this evaluation data; when this code cannot load or score
+    it (a bundle pickled by classes that have changed since), the metrics its own run logged,
+    with why (those of `keys`), or None when that run did not log every `needed` one."""
+    log.info("measuring champion version %s on the same evaluation data", current.version)
+    try:
+        champion = tracking.load_bundle(f"models:/{name}/{current.version}")
+        return bundle_metrics(champion, catalog, eval_playlists, k), None
+    except Exception as exc:  # whatever the old pickle raises: the gate still has to decide
+        problem = f"{type(exc).__name__}: {exc}"
+    logged: dict[str, float] = {}
+    if current.run_id:
+        with contextlib.suppress(Exception):
+            logged = dict(tracking.client().get_run(current.run_id).data.metrics)
+    gated = all(key in logged for key in needed)
+    log.warning(
+        "champion version %s cannot be measured on this data (%s); %s",
+        current.version,
+        problem,
+        "comparing with the metrics its own run logged" if gated else "its run logged no metrics either",
+    )
+    if not gated:
+        return None, f"champion version {current.version} could not be loaded or scored ({problem})"
+    return (
+        {key: float(logged[key]) for key in keys if key in logged},
+        f"champion version {current.version} could not be measured on this data ({problem}): "
+        "compared with the metrics its own run logged",
+    )
 
 
 def run(manager: ConfigurationManager) -> dict[str, Any]:

@@ -1,0 +1,42 @@
+"""The promotion gate when the champion cannot be measured: it still decides, and says why."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+# A pickle of a class the code no longer has: what a champion trained before a class was
+# renamed or removed holds (loading it raises AttributeError, as it did for a real champion).
+GONE_CLASS_PICKLE = b"\x80\x04csongrec.models.recommender\nRerankerThatIsGone\n)\x81."
+
+
+def test_an_unloadable_champion_is_compared_by_the_metrics_its_run_logged(
+    trained_project: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(trained_project, project, ignore=shutil.ignore_patterns("mlruns"))
+    run_cli("songrec", "run", "evaluate", cwd=project)
+    first = json.loads((project / "reports/promotion.json").read_text())
+    assert first["challenger_version"] == "1" and first["promoted"]
+    bundles = list((project / "mlruns").rglob("bundle.joblib"))
+    assert bundles, "version 1's bundle artifact is in the local store"
+    for bundle in bundles:
+        bundle.write_bytes(GONE_CLASS_PICKLE)
+
+    result = run_cli("songrec", "run", "evaluate", cwd=project)
+    decision = json.loads((project / "reports/promotion.json").read_text())
+    assert decision["challenger_version"] == "2" and decision["champion_version_before"] == "1"
+    assert "champion version 1 could not be measured on this data (AttributeError" in decision["reason"]
+    assert "compared with the metrics its own run logged" in decision["reason"]
+    # Version 1's own metrics, as its run logged them: the same data, so the same figures.
+    for name in ("recall_at_100", "genre_macro_f1", "popularity_r2"):
+        assert decision["champion_metrics"][name] == pytest.approx(first["challenger_metrics"][name])
+    assert decision["promoted"] and decision["champion_version_after"] == "2"
+    assert "cannot be measured on this data" in result.stderr
