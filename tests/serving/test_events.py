@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, select, text
 from songrec.config import ServeConfig
 from songrec.errors import ConfigError
 from songrec.models.bundle import SongrecBundle
+from songrec.serving import events as events_module
 from songrec.serving.app import create_app
 from songrec.serving.events import (
     BurstHold,
@@ -111,7 +112,7 @@ def test_a_burst_is_held_for_its_hold_then_written_as_it_comes() -> None:
 
 
 def test_the_writer_holds_its_writes_while_the_api_is_busy(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Requests whose latencies fill the time are a busy API: their events wait in the writer
+    """Requests whose latencies fill the time are a busy API: their events wait in its buffer
     (counted in queue_depth), and are written once the requests stop; flush writes at once."""
     store = EventStore(f"sqlite:///{tmp_path / 'events.db'}", flush_interval=0.2, hold_seconds=60.0)
     store.start()
@@ -244,6 +245,22 @@ def test_a_hung_store_never_slows_a_request(serve_config: ServeConfig, bundle: S
                 time.sleep(0.1)
     assert slowest < 1.0, f"a request took {slowest:.2f} s while the store hung"
     assert events.stats.dropped > 0
+
+
+def test_a_writer_behind_slows_the_hand_over_and_loses_nothing(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """When the pipe to the writer is full the events wait in the buffer (its bound is what
+    drops): 2 deliveries of 10 in flight at most, 500 events, all written."""
+    monkeypatch.setattr(events_module, "PIPE_CHUNKS", 2)
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}", flush_interval=0.01)
+    store.start()
+    try:
+        for _ in range(500):
+            store.log_request(RequestEvent(uuid.uuid4(), "/recommend", 200, latency_ms=0.1))
+        assert store.flush(timeout=30)
+        assert (store.stats.logged, store.stats.dropped) == (500, 0)
+        assert store.count(requests_table) == 500
+    finally:
+        store.stop()
 
 
 def test_a_full_queue_drops_and_counts(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 
 FEEDBACK_EVENTS = ("play", "skip", "like", "dislike")
 SHIP_CHUNK = 10  # events per delivery to the writer process (one pipe write)
+PIPE_CHUNKS = 1_000  # deliveries on their way to the writer, at most
 
 metadata = MetaData()
 
@@ -145,9 +146,8 @@ class EventStats:
     batches: int = 0
 
 
-# Counters the writer process shares with the API process (int64): the first five written by
-# the writer; _BUSY (the API's busy share in thousandths) and _URGENT (flush now) by the API.
-_PROCESSED, _LOGGED, _DROPPED_DOWN, _BATCHES, _UP, _BUSY, _URGENT = range(7)
+# Counters the writer process shares with the API process (int64, written by the writer only).
+_PROCESSED, _LOGGED, _DROPPED_DOWN, _BATCHES, _UP = range(5)
 
 
 @dataclass(frozen=True)
@@ -157,9 +157,6 @@ class _WriterSettings:
     flush_interval: float
     retry_seconds: float
     connect_timeout: float
-    hold_seconds: float = 0.0
-    busy_share: float = 0.5
-    max_held: int = 100_000
 
 
 class EventStore:
@@ -178,11 +175,11 @@ class EventStore:
     is not tried again for `retry_seconds`. Reads (`count`, `has_request`) use this process's own connections.
 
     Bursts: while the API spends more than `busy_share` of its time answering requests, the
-    writer holds what it receives (pickled, in its memory) for up to `hold_seconds` or
-    `max_held` events, and writes it when the burst ends, so that the writes do not compete with
-    the burst for the CPU (on a 2-CPU machine they cost /recommend's p99 +20 to +200 % at full
-    speed). A burst longer than that is written as it comes after the hold. `flush` and `stop`
-    write at once. 0 seconds: never hold.
+    shipper holds the events in the buffer for up to `hold_seconds` (or until it holds half of
+    `queue_size`) and hands them over when the burst ends, so that neither the hand-over nor
+    the writes compete with the burst for the CPU (on a 2-CPU machine they cost /recommend's
+    p99 +20 to +200 % at full speed). After its hold, a burst is written as it comes. `flush`
+    and `stop` hand everything over at once. 0 seconds: never hold.
 
     The writer starts with multiprocessing's "spawn" method (a fork of a threaded server is not
     safe), which imports the main module again in the writer: a script that starts the app
@@ -195,36 +192,27 @@ class EventStore:
         url: str,
         *,
         enabled: bool = True,
-        queue_size: int = 10_000,
+        queue_size: int = 100_000,
         batch_size: int = 1_000,
         flush_interval: float = 0.2,
         retry_seconds: float = 5.0,
         connect_timeout: float = 3.0,
         hold_seconds: float = 0.0,
         busy_share: float = 0.5,
-        max_held: int = 100_000,
     ) -> None:
         self.url = url
         self.enabled = enabled
         self.queue_size = queue_size
-        self.settings = _WriterSettings(
-            url,
-            batch_size,
-            flush_interval,
-            retry_seconds,
-            connect_timeout,
-            hold_seconds=hold_seconds,
-            busy_share=busy_share,
-            max_held=max_held,
-        )
+        self.settings = _WriterSettings(url, batch_size, flush_interval, retry_seconds, connect_timeout)
+        self.busy_share = busy_share
+        self._hold = BurstHold(hold_seconds, queue_size // 2)  # room for the rest of the burst
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded server
         self._buffer: collections.deque[bytes] = collections.deque()  # pickled events
         self._pipe: Any = None  # the multiprocessing queue of chunks to the writer
-        self._shared: Any = self._context.Array("q", 7, lock=False)
+        self._shared: Any = self._context.Array("q", 5, lock=False)
         self._shared[_UP] = 1
         self._accepted = 0  # events taken into the buffer
-        self._dropped_full = 0  # events refused (buffer full) or not handed over (writer behind)
-        self._given_up = 0  # accepted events dropped before reaching the writer
+        self._dropped_full = 0  # events refused: the buffer was full
         self._busy_seconds = 0.0  # time spent answering the requests logged since the last look
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -246,7 +234,7 @@ class EventStore:
         if not self.enabled or self._process is not None:
             return
         _ = self.engine  # a malformed URL or a missing driver fails here, at start
-        self._pipe = self._context.Queue(maxsize=max(4, self.queue_size // SHIP_CHUNK))
+        self._pipe = self._context.Queue(maxsize=PIPE_CHUNKS)
         self._process = self._context.Process(
             target=_writer_main,
             args=(self.settings, self._pipe, self._shared, os.getpid()),
@@ -266,7 +254,13 @@ class EventStore:
             self._shipper.join(timeout)
             self._shipper = None
         if process is not None:
+            deadline = time.monotonic() + timeout
             self._ship()
+            while self._buffer and time.monotonic() < deadline and process.is_alive():
+                time.sleep(0.01)  # the writer is taking what the pipe holds
+                self._ship()
+            if self._buffer:
+                log.warning("%d events not handed to the writer in %.0f s: lost", len(self._buffer), timeout)
             with contextlib.suppress(queue.Full):
                 self._pipe.put(None, timeout=timeout)  # the writer writes what it has, then exits
             process.join(timeout)
@@ -315,25 +309,28 @@ class EventStore:
             now = time.monotonic()
             with self._lock:
                 busy, self._busy_seconds = self._busy_seconds, 0.0
-            self._shared[_BUSY] = round(1000 * busy / max(now - looked, 1e-3))
+                held = len(self._buffer)
+            busy_share = busy / max(now - looked, 1e-3)
             looked = now
-            self._ship()
+            if not self._hold.holds(busy_share > self.busy_share, held, now):
+                self._ship()
 
     def _ship(self) -> None:
-        """Hand the buffered events to the writer, in chunks; drop (and count) what it cannot take."""
+        """Hand the buffered events to the writer, in chunks, as many as the pipe takes now; the
+        rest waits in the buffer for the next round (the buffer's bound is what drops events)."""
         if self._pipe is None:
             return
-        with self._lock:
-            events = list(self._buffer)
-            self._buffer.clear()
-        for start in range(0, len(events), SHIP_CHUNK):
-            chunk = events[start : start + SHIP_CHUNK]
+        while True:
+            with self._lock:
+                chunk = [self._buffer.popleft() for _ in range(min(SHIP_CHUNK, len(self._buffer)))]
+            if not chunk:
+                return
             try:
                 self._pipe.put_nowait(chunk)
             except queue.Full:  # the writer is behind: never wait for it
                 with self._lock:
-                    self._dropped_full += len(chunk)
-                    self._given_up += len(chunk)
+                    self._buffer.extendleft(reversed(chunk))
+                return
 
     @property
     def stats(self) -> EventStats:
@@ -349,7 +346,7 @@ class EventStore:
     @property
     def queue_depth(self) -> int:
         """Events accepted and not yet written or dropped."""
-        return max(self._accepted - self._given_up - int(self._shared[_PROCESSED]), 0)
+        return max(self._accepted - int(self._shared[_PROCESSED]), 0)
 
     @property
     def available(self) -> bool:
@@ -361,17 +358,13 @@ class EventStore:
         """Hand over what is buffered and wait until the writer has written or dropped it all."""
         if self._process is None:
             return self.queue_depth == 0
-        self._shared[_URGENT] = 1  # nothing held: the writer writes what it has at once
-        try:
-            self._ship()
-            deadline = time.monotonic() + timeout
-            while self.queue_depth:
-                if time.monotonic() > deadline or not self._process.is_alive():
-                    return False
-                time.sleep(0.01)
-            return True
-        finally:
-            self._shared[_URGENT] = 0
+        deadline = time.monotonic() + timeout
+        while self.queue_depth:
+            self._ship()  # held or not: all of it, as the pipe takes it
+            if time.monotonic() > deadline or not self._process.is_alive():
+                return False
+            time.sleep(0.01)
+        return True
 
     # ----------------------------------------------------------------------- reading
 
@@ -434,38 +427,28 @@ def _writer_main(settings: _WriterSettings, chunks: Any, shared: Any, parent: in
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
     writer = _Writer(settings, shared)
-    hold = BurstHold(settings.hold_seconds, settings.max_held)
-    held: list[bytes] = []  # pickled events, unpacked when written
     stopping = False
     while not stopping:
         try:
-            first = chunks.get(timeout=min(settings.flush_interval, 1.0))
+            first = chunks.get(timeout=1.0)
         except queue.Empty:
             if os.getppid() != parent:  # the API process is gone
                 break
-            first = ()
-        for chunk in _take_available(chunks, first):
+            continue
+        batch: list[RequestEvent | FeedbackEvent] = []
+        for chunk in _take_available(chunks, first, settings.batch_size):
             if chunk is None:
                 stopping = True
             else:
-                held.extend(chunk)
-        busy = shared[_BUSY] >= 1000 * settings.busy_share
-        if hold.holds(busy, len(held), time.monotonic()) and not shared[_URGENT] and not stopping:
-            continue
-        _write_all(writer, held, settings.batch_size)
-    _write_all(writer, held, settings.batch_size)
+                batch.extend(_unpack(event) for event in chunk)
+        if batch:
+            writer.write(batch)
     writer.engine.dispose()
 
 
-def _write_all(writer: _Writer, held: list[bytes], batch_size: int) -> None:
-    for start in range(0, len(held), batch_size):
-        writer.write([_unpack(event) for event in held[start : start + batch_size]])
-    held.clear()
-
-
 class BurstHold:
-    """Whether the writer holds its events: while the API is busy, for at most `seconds` and
-    `max_held` events per burst; after that, until the burst ends, it writes as events come."""
+    """Whether the shipper holds the events: while the API is busy, for at most `seconds` and
+    `max_held` events per burst; after that, until the burst ends, they go as they come."""
 
     def __init__(self, seconds: float, max_held: int) -> None:
         self.seconds = seconds
@@ -523,15 +506,19 @@ def _unpack(data: bytes) -> RequestEvent | FeedbackEvent:
     )
 
 
-def _take_available(chunks: Any, first: Any) -> Iterator[Any]:
-    """`first`, then the chunks already delivered, up to the stop sign (None)."""
+def _take_available(chunks: Any, first: Any, limit: int) -> Iterator[Any]:
+    """`first`, then the chunks already delivered, up to about `limit` events."""
     yield first
-    while first is not None:
+    taken = len(first or ())
+    while taken < limit:
         try:
-            first = chunks.get_nowait()
+            chunk = chunks.get_nowait()
         except queue.Empty:
             return
-        yield first
+        yield chunk
+        if chunk is None:
+            return
+        taken += len(chunk)
 
 
 def _lowest_priority() -> None:
