@@ -174,12 +174,15 @@ def test_top_k_breaks_ties_by_position(k: int) -> None:
     assert top_k(scores, k, exclude).tolist() == expected
 
 
-@pytest.mark.parametrize("layout", ["random", "ties", "best_on_the_stride"])
-def test_top_k_of_a_catalog_sized_array_is_a_plain_sort(layout: str) -> None:
+@pytest.mark.parametrize(
+    ("layout", "n"),
+    [("random", 30_000), ("ties", 30_000), ("best_on_the_stride", 30_000), ("random", 1_000_000)],
+)
+def test_top_k_of_a_catalog_sized_array_is_a_plain_sort(layout: str, n: int) -> None:
     """top_k partitions a pool below a sampled threshold: the same answer as sorting everything,
     also when the sample lies (the best scores on its stride) and when scores tie at the cut."""
     rng = np.random.default_rng(3)
-    scores = rng.normal(size=30_000).astype(np.float32)
+    scores = rng.normal(size=n).astype(np.float32)
     if layout == "ties":
         scores = np.round(scores, 1)
     elif layout == "best_on_the_stride":

@@ -826,19 +826,21 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
     return best[np.argsort(negated[best], kind="stable")]
 
 
-def _smallest_pool(values: np.ndarray, k: int, stride: int = 8) -> np.ndarray:
+def _smallest_pool(values: np.ndarray, k: int) -> np.ndarray:
     """Positions, ascending, of values that include the k + 1 smallest and every value equal to
-    the largest of those: the values at or below a threshold read off every `stride`-th value,
-    else all.
+    the largest of those: the values at or below a threshold read off a strided sample of them
+    (at most about 16,000), else all.
 
     argpartition over the shipped catalog's 28,355 scores takes 0.4 ms; the threshold costs
-    0.03 ms and leaves about 2(k + 1) values to partition.
+    0.03 ms and leaves about 2(k + 1) values to partition. The sample's rank has 8 to spare,
+    so that an unlucky sample (too few values below its threshold) is rare.
     """
-    rank = 2 * (k + 1) // stride + 1
+    stride = max(8, len(values) // 16_384)
+    rank = 2 * (k + 1) // stride + 8
     sample = values[::stride]
     if rank < len(sample):
         threshold = np.partition(sample, rank)[rank]
         pool = np.flatnonzero(values <= threshold)
-        if len(pool) > k:  # else too few at or below it (an unlucky sample): take all
+        if len(pool) > k:  # else too few at or below it: take all
             return pool
     return np.arange(len(values))
