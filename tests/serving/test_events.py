@@ -129,10 +129,12 @@ def test_the_writer_holds_its_writes_while_the_api_is_busy(tmp_path) -> None:  #
 
         sent, written = burst(1.5)
         assert written == 0 and store.queue_depth == sent  # held, not lost
+        assert store.holding
         deadline = time.monotonic() + 10
         while store.stats.logged < sent and time.monotonic() < deadline:  # the burst is over
             time.sleep(0.05)
         assert store.stats.logged == sent and store.count(requests_table) == sent
+        assert not store.holding
         more, written = burst(1.0)
         assert written == sent
         assert store.flush(timeout=10)

@@ -214,6 +214,7 @@ class EventStore:
         self._accepted = 0  # events taken into the buffer
         self._dropped_full = 0  # events refused: the buffer was full
         self._busy_seconds = 0.0  # time spent answering the requests logged since the last look
+        self.holding = False  # the shipper holds the events for a burst
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._shipper: threading.Thread | None = None
@@ -312,7 +313,8 @@ class EventStore:
                 held = len(self._buffer)
             busy_share = busy / max(now - looked, 1e-3)
             looked = now
-            if not self._hold.holds(busy_share > self.busy_share, held, now):
+            self.holding = self._hold.holds(busy_share > self.busy_share, held, now)
+            if not self.holding:
                 self._ship()
 
     def _ship(self) -> None:

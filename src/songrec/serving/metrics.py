@@ -92,6 +92,11 @@ class _StateCollector(Collector):
             "songrec_event_queue_depth", "Events waiting to be written.", value=self.events.queue_depth
         )
         yield GaugeMetricFamily(
+            "songrec_event_hold",
+            "1 while the request log holds its writes for a burst (SONGREC_EVENT_HOLD_SECONDS), else 0.",
+            value=int(self.events.holding),
+        )
+        yield GaugeMetricFamily(
             "songrec_event_logging_enabled",
             "1 unless SONGREC_EVENT_LOGGING=off.",
             value=int(self.events.enabled),
