@@ -251,7 +251,7 @@ def test_a_hung_store_never_slows_a_request(serve_config: ServeConfig, bundle: S
 
 def test_a_writer_behind_slows_the_hand_over_and_loses_nothing(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """When the pipe to the writer is full the events wait in the buffer (its bound is what
-    drops): 2 deliveries of 10 in flight at most, 500 events, all written."""
+    drops): 2 deliveries of 10 in flight at most, 500 events, all written; 300 more by stop."""
     monkeypatch.setattr(events_module, "PIPE_CHUNKS", 2)
     store = EventStore(f"sqlite:///{tmp_path / 'events.db'}", flush_interval=0.01)
     store.start()
@@ -261,8 +261,11 @@ def test_a_writer_behind_slows_the_hand_over_and_loses_nothing(tmp_path, monkeyp
         assert store.flush(timeout=30)
         assert (store.stats.logged, store.stats.dropped) == (500, 0)
         assert store.count(requests_table) == 500
+        for _ in range(300):
+            store.log_request(RequestEvent(uuid.uuid4(), "/recommend", 200, latency_ms=0.1))
     finally:
-        store.stop()
+        store.stop()  # hands over and writes what is left
+    assert store.count(requests_table) == 800
 
 
 def test_a_full_queue_drops_and_counts(tmp_path) -> None:  # type: ignore[no-untyped-def]

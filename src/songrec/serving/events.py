@@ -249,19 +249,14 @@ class EventStore:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Hand over what is buffered, let the writer write it (within `timeout`), then stop it."""
-        process, self._process = self._process, None
         if self._shipper is not None:
             self._stop.set()
             self._shipper.join(timeout)
             self._shipper = None
+        if self._process is not None and not self.flush(timeout):
+            log.warning("%d events not written in %.0f s: lost", self.queue_depth, timeout)
+        process, self._process = self._process, None
         if process is not None:
-            deadline = time.monotonic() + timeout
-            self._ship()
-            while self._buffer and time.monotonic() < deadline and process.is_alive():
-                time.sleep(0.01)  # the writer is taking what the pipe holds
-                self._ship()
-            if self._buffer:
-                log.warning("%d events not handed to the writer in %.0f s: lost", len(self._buffer), timeout)
             with contextlib.suppress(queue.Full):
                 self._pipe.put(None, timeout=timeout)  # the writer writes what it has, then exits
             process.join(timeout)
