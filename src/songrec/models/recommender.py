@@ -737,7 +737,7 @@ class HybridRecommender:
 
         When k is within the re-ranked candidates the answer is among them, so the catalog is
         scored once (the linear ranker) and the k are picked from the candidates, without the
-        catalog-wide sigmoid and second partition of `score` (0.1 ms of a 0.5 ms request).
+        catalog-wide sigmoid and second partition of `score`.
         """
         reranker = self.reranker
         if reranker is None or k > self.candidates_per_playlist:
