@@ -40,3 +40,25 @@ def test_an_unloadable_champion_is_compared_by_the_metrics_its_run_logged(
         assert decision["champion_metrics"][name] == pytest.approx(first["challenger_metrics"][name])
     assert decision["promoted"] and decision["champion_version_after"] == "2"
     assert "cannot be measured on this data" in result.stderr
+
+
+def test_a_champion_with_nothing_to_compare_keeps_serving(trained_project: Path, tmp_path: Path) -> None:
+    """A champion that can neither be loaded nor read from its run (no run, an artifact that is
+    gone) is not replaced blindly: the challenger stays a challenger."""
+    from mlflow import MlflowClient
+
+    project = tmp_path / "project"
+    shutil.copytree(trained_project, project, ignore=shutil.ignore_patterns("mlruns"))
+    run_cli("songrec", "run", "evaluate", cwd=project)
+    uri = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    gone = client.create_model_version("songrec", source=str(tmp_path / "no-such-model"))
+    client.set_registered_model_alias("songrec", "champion", gone.version)
+
+    run_cli("songrec", "run", "evaluate", cwd=project)
+    decision = json.loads((project / "reports/promotion.json").read_text())
+    assert decision["champion_version_before"] == str(gone.version) == "2"
+    assert not decision["promoted"] and decision["champion_version_after"] == "2"
+    assert decision["reason"].startswith("not compared, so not promoted: champion version 2 could not be")
+    assert str(client.get_model_version_by_alias("songrec", "champion").version) == "2"
+    assert str(client.get_model_version_by_alias("songrec", "challenger").version) == "3"

@@ -201,8 +201,10 @@ def promote(
             name, current, catalog, eval_playlists, config.k, keys=challenger, needed=tolerances
         )
     promoted, reason = promotion_decision(challenger, champion_metrics, tolerances)
-    if unmeasured is not None:
-        reason = f"{reason} ({unmeasured})" if champion_metrics else f"promoted unchecked: {unmeasured}"
+    if unmeasured is not None and champion_metrics is not None:
+        reason = f"{reason} ({unmeasured})"
+    elif unmeasured is not None:  # nothing to compare with (a registry down, say): keep what serves
+        promoted, reason = False, f"not compared, so not promoted: {unmeasured}"
     if current is not None and str(current.version) == version:
         promoted, reason = True, "this version is already the champion"
     moved = promoted and (current is None or str(current.version) != version)
@@ -264,10 +266,13 @@ def _champion_metrics(
         "champion version %s cannot be measured on this data (%s); %s",
         current.version,
         problem,
-        "comparing with the metrics its own run logged" if gated else "its run logged no metrics either",
+        "comparing with the metrics its own run logged" if gated else "nor can its logged metrics be read",
     )
     if not gated:
-        return None, f"champion version {current.version} could not be loaded or scored ({problem})"
+        return None, (
+            f"champion version {current.version} could not be loaded or scored ({problem}), "
+            "nor its logged metrics read"
+        )
     return (
         {key: float(logged[key]) for key in keys if key in logged},
         f"champion version {current.version} could not be measured on this data ({problem}): "
