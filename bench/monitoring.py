@@ -24,10 +24,10 @@ import joblib
 import numpy as np
 from sqlalchemy import insert
 
-from songrec.config import ConfigurationManager
+from songrec.config.manager import ConfigurationManager
 from songrec.monitoring.monitor import run_monitor
-from songrec.monitoring.store import connect
-from songrec.serving.events import feedback_table, recommendations_table, requests_table
+from songrec.store.engine import connect
+from songrec.store.schema import feedback_table, recommendations_table, requests_table
 
 
 def synthetic_log(

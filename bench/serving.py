@@ -334,9 +334,9 @@ def synthetic_bundle(n_tracks: int, seed: int) -> Path:
     import joblib
     import pandas as pd
 
-    from songrec.config import ConfigurationManager
+    from songrec.config.manager import ConfigurationManager
     from songrec.models.bundle import SongrecBundle
-    from songrec.models.recommender import HybridRecommender
+    from songrec.models.recommender.hybrid import HybridRecommender
 
     manager = ConfigurationManager(ROOT)
     source = manager.train().bundle

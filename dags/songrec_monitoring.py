@@ -14,7 +14,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
-from songrec.airflow_tasks import DAG_DEFAULTS
+from songrec.orchestration.airflow_tasks import DAG_DEFAULTS
 
 
 @dag(
@@ -46,9 +46,9 @@ from songrec.airflow_tasks import DAG_DEFAULTS
 def songrec_monitoring() -> None:
     @task
     def export_labels(**context) -> dict:
-        from songrec.config import ConfigurationManager
+        from songrec.config.manager import ConfigurationManager
         from songrec.monitoring.monitor import export_labels as export
-        from songrec.orchestration import project_root
+        from songrec.orchestration.dvc_runner import project_root
 
         stamp = window_end(context).strftime("%Y%m%dT%H%M%SZ")
         return export(ConfigurationManager(project_root()).monitor(), stamp)
@@ -57,9 +57,9 @@ def songrec_monitoring() -> None:
     def monitor(params: dict | None = None, **context) -> dict:
         from dataclasses import replace
 
-        from songrec.config import ConfigurationManager
+        from songrec.config.manager import ConfigurationManager
         from songrec.monitoring.monitor import run_monitor, serving_model
-        from songrec.orchestration import project_root
+        from songrec.orchestration.dvc_runner import project_root
 
         params = params or {}
         manager = ConfigurationManager(project_root())
@@ -77,9 +77,9 @@ def songrec_monitoring() -> None:
 
     @task.branch
     def decide(params: dict | None = None, **context) -> str:
-        from songrec.config import ConfigurationManager
+        from songrec.config.manager import ConfigurationManager
         from songrec.monitoring.monitor import record_decision, retraining_decision
-        from songrec.orchestration import project_root
+        from songrec.orchestration.dvc_runner import project_root
 
         params = params or {}
         config = ConfigurationManager(project_root()).monitor()

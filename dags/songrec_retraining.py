@@ -12,7 +12,7 @@ from __future__ import annotations
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, dag, task
 
-from songrec.airflow_tasks import DAG_DEFAULTS, stage_tasks
+from songrec.orchestration.airflow_tasks import DAG_DEFAULTS, stage_tasks
 
 
 @dag(
@@ -36,9 +36,9 @@ def songrec_retraining() -> None:
     @task.branch
     def detect_new_data(params: dict | None = None, **context) -> str:
         """Decide from the incoming files and the source; branch to training or to nothing."""
-        from songrec.config import ConfigurationManager
-        from songrec.orchestration import project_root
-        from songrec.retraining import plan_retraining
+        from songrec.config.manager import ConfigurationManager
+        from songrec.orchestration.dvc_runner import project_root
+        from songrec.orchestration.retraining import plan_retraining
 
         params = params or {}
         plan = plan_retraining(
@@ -55,9 +55,9 @@ def songrec_retraining() -> None:
     @task
     def merge_new_data(params: dict | None = None, **context) -> dict:
         """Write this logical date's addition (a rerun of the same date rebuilds the same one)."""
-        from songrec.config import ConfigurationManager
-        from songrec.orchestration import project_root
-        from songrec.retraining import accept, plan_retraining
+        from songrec.config.manager import ConfigurationManager
+        from songrec.orchestration.dvc_runner import project_root
+        from songrec.orchestration.retraining import accept, plan_retraining
 
         params = params or {}
         config = ConfigurationManager(project_root()).retrain()
@@ -70,7 +70,7 @@ def songrec_retraining() -> None:
     def reload_api() -> dict:
         import os
 
-        from songrec.orchestration import request_reload
+        from songrec.orchestration.api_reload import request_reload
 
         return request_reload(os.environ.get("SONGREC_API_URL"), os.environ.get("SONGREC_ADMIN_TOKEN"))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from songrec.airflow_tasks import DAG_DEFAULTS, stage_tasks
+from songrec.orchestration.airflow_tasks import DAG_DEFAULTS, stage_tasks
 
 
 @dag(
@@ -51,7 +51,7 @@ def songrec_training() -> None:
     @task(retries=0)  # a bad override fails the same way every time
     def apply_params(params: dict | None = None) -> dict:
         """Write the run's overrides into params.yaml (checked first); {} when there are none."""
-        from songrec.orchestration import apply_params_overrides
+        from songrec.orchestration.overrides import apply_params_overrides
 
         params = params or {}
         overrides = dict(params.get("params_overrides") or {})

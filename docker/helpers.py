@@ -63,8 +63,9 @@ def buckets(names: list[str]) -> int:
 def wait_champion() -> int:
     """Block until the registered model has a `champion` alias (the API cannot start without a
     model); a local MLflow store needs no wait, the API falls back to the local bundle there."""
-    from songrec import tracking
-    from songrec.config import ConfigurationManager
+    from songrec.config.manager import ConfigurationManager
+    from songrec.tracking.registry import CHAMPION, version_by_alias
+    from songrec.tracking.setup import redact
 
     config = ConfigurationManager().serve().tracking
     if config.backend == "local":
@@ -82,12 +83,12 @@ def wait_champion() -> int:
     last = ""
     while True:
         try:
-            found = tracking.version_by_alias(config.registered_model, tracking.CHAMPION)
-            state = f"{config.registered_model} has no {tracking.CHAMPION!r} alias yet"
+            found = version_by_alias(config.registered_model, CHAMPION)
+            state = f"{config.registered_model} has no {CHAMPION!r} alias yet"
         except Exception as exc:  # the registry is not up yet
-            found, state = None, f"registry {tracking.redact(config.uri)} unavailable ({type(exc).__name__})"
+            found, state = None, f"registry {redact(config.uri)} unavailable ({type(exc).__name__})"
         if found is not None:
-            say(f"{config.registered_model}@{tracking.CHAMPION} is version {found.version}")
+            say(f"{config.registered_model}@{CHAMPION} is version {found.version}")
             return 0
         if state != last:
             say(f"waiting for a model to serve: {state}; trigger the songrec_training DAG in Airflow")

@@ -141,8 +141,8 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Path:
     """A sampled project that has run ingest through train in-process (no MLflow)."""
-    from songrec.config import ConfigurationManager
-    from songrec.pipeline import get_stage
+    from songrec.config.manager import ConfigurationManager
+    from songrec.orchestration.registry import get_stage
 
     folder = make_project(tmp_path_factory.mktemp("trained") / "project", sample_frame)
     manager = ConfigurationManager(folder)

@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from songrec.pipeline import STAGE_NAMES
+from songrec.orchestration.registry import STAGE_NAMES
 
 
 def test_dags_import_without_errors_and_parse_fast(dagbag) -> None:  # type: ignore[no-untyped-def]

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import requests
 
-from songrec.config import ConfigurationManager
-from songrec.models.features import release_year
+from songrec.config.manager import ConfigurationManager
+from songrec.contract.features import release_year
 from songrec.monitoring.simulate import Simulator, new_release_playlists
 from tests.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.conftest import BIN, SOURCE, edit_yaml, free_port, run_cli

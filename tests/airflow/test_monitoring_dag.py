@@ -8,8 +8,10 @@ import joblib
 import pandas as pd
 import pytest
 
-from songrec.config import ConfigurationManager
-from songrec.monitoring.store import connect, read_table, retraining_decisions
+from songrec.config.manager import ConfigurationManager
+from songrec.store.engine import connect
+from songrec.store.queries import read_table
+from songrec.store.schema import retraining_decisions
 from tests.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.conftest import run_cli
 from tests.monitoring.conftest import log_traffic, utc_now

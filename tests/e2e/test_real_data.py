@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from songrec.config import ConfigurationManager
-from songrec.pipeline import STAGES
+from songrec.config.manager import ConfigurationManager
+from songrec.orchestration.registry import STAGES
 from tests.conftest import make_project
 
 pytestmark = pytest.mark.slow

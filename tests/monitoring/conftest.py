@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, text
 
-from songrec.config import ConfigurationManager
+from songrec.config.manager import ConfigurationManager
 from songrec.models.bundle import SongrecBundle
-from songrec.monitoring.store import connect, labels
-from songrec.serving.events import feedback_table, recommendations_table, requests_table
+from songrec.store.engine import connect
+from songrec.store.schema import feedback_table, labels, recommendations_table, requests_table
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from songrec.config import ConfigurationManager
-from songrec.monitoring.history import record_move
+from songrec.config.manager import ConfigurationManager
 from songrec.monitoring.monitor import record_decision, run_monitor
-from songrec.monitoring.store import connect
+from songrec.store.engine import connect
+from songrec.tracking.history import record_move
 from tests.conftest import ROOT
 from tests.monitoring.conftest import add_labels, log_traffic, utc_now
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from songrec.config import ConfigurationManager
+from songrec.config.manager import ConfigurationManager
 from songrec.monitoring.monitor import export_labels, retraining_decision, run_monitor
-from songrec.monitoring.store import alerts, connect, drift_runs, online_quality, read_table
+from songrec.store.engine import connect
+from songrec.store.queries import read_table
+from songrec.store.schema import alerts, drift_runs, online_quality
 from tests.conftest import free_port
 from tests.monitoring.conftest import add_labels, log_traffic, utc_now
 

@@ -16,12 +16,13 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from songrec.config import ConfigurationManager, ServeConfig
+from songrec.config.manager import ConfigurationManager
+from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
-from songrec.serving.events import EventStore
-from songrec.serving.model_store import ModelRef
 from songrec.serving.settings import ServingSettings
+from songrec.store.request_log import EventStore
+from songrec.tracking.model_source import ModelRef
 from tests.conftest import free_port
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

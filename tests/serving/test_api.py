@@ -15,11 +15,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from songrec.config import ServeConfig
+from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
 from songrec.serving.deps import ComputePool
-from songrec.serving.events import EventStore, feedback_table, recommendations_table, requests_table
+from songrec.store.request_log import EventStore
+from songrec.store.schema import feedback_table, recommendations_table, requests_table
 from tests.serving.conftest import ADMIN_TOKEN, DEFAULT_SETTINGS, MemorySource, feature_row, playlist_ids
 
 UNKNOWN = "0000000000000000000000"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI
 
-from songrec.config import ServeConfig
+from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
-from songrec.serving.events import EventStore
+from songrec.store.request_log import EventStore
 from tests.serving.conftest import DEFAULT_SETTINGS, MemorySource, running_server
 
 pytestmark = pytest.mark.slow

@@ -13,26 +13,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
 
-from songrec.config import ServeConfig
-from songrec.errors import ConfigError
+from songrec.config.stage_configs import ServeConfig
+from songrec.core.errors import ConfigError
 from songrec.models.bundle import SongrecBundle
-from songrec.serving import events as events_module
+from songrec.store import request_log as events_module
 from songrec.serving.app import create_app
-from songrec.serving.events import (
-    BurstHold,
-    EventStore,
-    FeedbackEvent,
-    RequestEvent,
-    _pack,
-    _unpack,
-    _Writer,
-    _WriterSettings,
-    feedback_table,
-    metadata,
-    new_request_id,
-    recommendations_table,
-    requests_table,
-)
+from songrec.store.events import FeedbackEvent, RequestEvent, new_request_id, pack_event, unpack_event
+from songrec.store.request_log import BurstHold, EventStore
+from songrec.store.schema import feedback_table, metadata, recommendations_table, requests_table
+from songrec.store.writer import BatchWriter, WriterSettings
 from tests.conftest import free_port
 from tests.serving.conftest import DEFAULT_SETTINGS, MemorySource, playlist_ids
 
@@ -310,7 +299,7 @@ def test_events_reach_the_writer_process_unchanged() -> None:
     )
     feedback = FeedbackEvent(request.request_id, "b" * 22, "like", when)
     for event in (request, feedback):
-        assert _unpack(_pack(event)) == event
+        assert unpack_event(pack_event(event)) == event
 
 
 def test_the_sqlite_fast_path_stores_what_sqlalchemy_stores(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -335,7 +324,7 @@ def test_the_sqlite_fast_path_stores_what_sqlalchemy_stores(tmp_path) -> None:  
     stored = []
     for name in ("fast", "sqlalchemy"):
         url = f"sqlite:///{tmp_path / name}.db"
-        writer = _Writer(_WriterSettings(url, 1000, 0.2, 5.0, 3.0), shared=[0] * 5)
+        writer = BatchWriter(WriterSettings(url, 1000, 0.2, 5.0, 3.0), shared=[0] * 5)
         if name == "sqlalchemy":
             writer.sqlite = None  # the path every other database takes
         writer.write(batch)

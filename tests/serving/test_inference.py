@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from songrec.config import ColumnRule, DataSchema, ServeConfig
-from songrec.errors import ConfigError
+from songrec.config.stage_configs import ServeConfig
+from songrec.contract.schema import ColumnRule, DataSchema
+from songrec.core.errors import ConfigError
 from songrec.models.bundle import SongrecBundle
-from songrec.serving.inference import CatalogView, FeatureRow
+from songrec.models.catalog_view import CatalogView, FeatureRow
 from songrec.serving.schemas import build_request_models
 from songrec.serving.settings import ServingSettings
 from tests.serving.conftest import feature_row, playlist_ids

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from songrec.config import ServeConfig, TrackingConfig
+from songrec.config.stage_configs import ServeConfig, TrackingConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
-from songrec.serving.events import EventStore
-from songrec.serving.model_store import ChampionSource, FileSource, ModelRef, ModelStore, ModelUnavailable
+from songrec.serving.model_store import ModelStore
+from songrec.store.request_log import EventStore
+from songrec.tracking.model_source import ChampionSource, FileSource, ModelRef, ModelUnavailable
 from tests.serving.conftest import (
     ADMIN_TOKEN,
     DEFAULT_SETTINGS,

@@ -10,10 +10,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from songrec.config import ConfigurationManager, ServeConfig
+from songrec.config.manager import ConfigurationManager
+from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.monitoring.monitor import run_monitor
-from songrec.monitoring.store import connect, labels, read_table
+from songrec.store.engine import connect
+from songrec.store.queries import read_table
+from songrec.store.schema import labels
 from tests.monitoring.conftest import log_traffic, utc_now
 from tests.serving.conftest import running_server
 
@@ -74,7 +77,7 @@ def test_the_monitoring_page_shows_drift_quality_and_promotions(
 ) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
 
-    from songrec.monitoring.history import record_move
+    from songrec.tracking.history import record_move
 
     config = replace(
         ConfigurationManager(trained_project).monitor(),

@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from songrec.config import ServeConfig
+from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
-from songrec.serving.events import EventStore
+from songrec.store.request_log import EventStore
 from tests.serving.conftest import DEFAULT_SETTINGS, MemorySource
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from songrec.config import ConfigurationManager
-from songrec.errors import ConfigError
+from songrec.config.manager import ConfigurationManager
+from songrec.core.errors import ConfigError
 from tests.conftest import edit_yaml
 
 
@@ -101,9 +101,9 @@ def test_pointing_mlflow_at_one_project_does_not_leak_into_the_next(tmp_path: Pa
     configured later in the same process (Airflow tasks, the API, tests) must still be local."""
     import mlflow
 
-    from songrec import tracking
+    from songrec.tracking.setup import point_at
 
-    tracking.point_at(f"sqlite:///{tmp_path / 'other.db'}")
+    point_at(f"sqlite:///{tmp_path / 'other.db'}")
     assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
     assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'other.db'}"
     assert ConfigurationManager(project).tracking().backend == "local"

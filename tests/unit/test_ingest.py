@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from songrec.config import ConfigurationManager
-from songrec.errors import IngestionError
+from songrec.config.manager import ConfigurationManager
+from songrec.core.errors import IngestionError
 from songrec.stages import ingest
 from tests.conftest import edit_yaml, free_port
 

@@ -9,19 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from songrec.config import ConfigurationManager
-from songrec.evaluation import continuation_metrics
+from songrec.config.manager import ConfigurationManager
+from songrec.evaluation.metrics import continuation_metrics
 from songrec.models.bundle import SongrecBundle
-from songrec.models.recommender import (
-    MEMBERSHIP_SIGNALS,
-    SIGNALS,
-    HybridRecommender,
-    MostPopularRecommender,
-    Playlist,
-    RandomRecommender,
-    candidate_features,
-    top_k,
-)
+from songrec.models.recommender.base import Playlist, top_k
+from songrec.models.recommender.baselines import MostPopularRecommender, RandomRecommender
+from songrec.models.recommender.hybrid import HybridRecommender
+from songrec.models.recommender.index import MEMBERSHIP_SIGNALS, SIGNALS
+from songrec.models.recommender.reranker import candidate_features
 
 
 @pytest.fixture(scope="module")

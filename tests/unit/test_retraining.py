@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from songrec.config import ConfigurationManager
-from songrec.retraining import accept, decide, plan_retraining, unseen_rows
+from songrec.config.manager import ConfigurationManager
+from songrec.orchestration.retraining import accept, decide, plan_retraining, unseen_rows
 from songrec.stages import ingest
 from tests.conftest import SOURCE, make_project
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from songrec.config import ConfigurationManager, TransformConfig
+from songrec.config.manager import ConfigurationManager
+from songrec.config.stage_configs import TransformConfig
 from songrec.stages.transform import majority, transform_tracks
 
 

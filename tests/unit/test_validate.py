@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from songrec.config import ConfigurationManager
-from songrec.errors import ValidationFailed
+from songrec.config.manager import ConfigurationManager
+from songrec.contract.validation import validate_tracks
+from songrec.core.errors import ValidationFailed
 from songrec.stages import ingest, validate
-from songrec.stages.validate import validate_tracks
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from songrec.models.predictors import model_inputs
-from songrec.models.recommender import Playlist, Recommender, best_tracks
+from songrec.models.recommender.base import Playlist, Recommender, best_tracks
 
 SPOTIFY_TRACK_URL = "https://open.spotify.com/track/{}"
 DISPLAY_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_name", "year", "popularity")

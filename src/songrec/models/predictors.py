@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import TargetEncoder
 
-from songrec.config import BoostingParams
+from songrec.config.params import BoostingParams
 
 UNKNOWN = ""  # the category of a missing artist or album
 

@@ -22,7 +22,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import MinMaxScaler
 
-from songrec.models.recommender import Playlist
+from songrec.models.recommender.base import Playlist
 
 
 class ReferenceModel:

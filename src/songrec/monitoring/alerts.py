@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from songrec.monitoring.store import alerts, insert_row
+from songrec.store.queries import insert_row
+from songrec.store.schema import alerts
 
 log = logging.getLogger(__name__)
 

@@ -20,21 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from songrec.config import MonitorConfig
+from songrec.config.stage_configs import MonitorConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.monitoring import quality
 from songrec.monitoring.alerts import raise_alert
 from songrec.monitoring.drift import DriftResult, detect_drift
-from songrec.monitoring.store import (
-    connect,
-    drift_runs,
-    insert_row,
-    mark_exported,
-    read_labels,
-    read_window,
-    replace_quality,
-    retraining_decisions,
-)
+from songrec.store.engine import connect
+from songrec.store.queries import insert_row, mark_exported, read_labels, read_window, replace_quality
+from songrec.store.schema import drift_runs, retraining_decisions
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +188,7 @@ def run_monitor(
 
 def serving_model(manager: Any) -> tuple[SongrecBundle, str]:
     """The model the API serves: the registry's champion, else the local bundle (as the API does)."""
-    from songrec.serving.model_store import ChampionSource
+    from songrec.tracking.model_source import ChampionSource
 
     source = ChampionSource(manager.tracking(), manager.serve().bundle)
     ref = source.locate()
@@ -204,7 +197,7 @@ def serving_model(manager: Any) -> tuple[SongrecBundle, str]:
 
 def _label_features(labelled: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
     """Model inputs of labelled tracks, from their rows (the source format)."""
-    from songrec.models.features import release_year
+    from songrec.contract.features import release_year
 
     if labelled.empty:
         return pd.DataFrame(columns=[*numeric, "track_artist", "track_album_id"])

@@ -25,9 +25,9 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
-from songrec.errors import SongrecError
-from songrec.hashing import stable_uniform
-from songrec.models.features import release_year
+from songrec.contract.features import release_year
+from songrec.core.errors import SongrecError
+from songrec.core.hashing import stable_uniform
 
 log = logging.getLogger(__name__)
 

@@ -19,18 +19,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from songrec.config import ServeConfig
+from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
-from songrec.monitoring.web import monitoring_router
 from songrec.serving import errors
 from songrec.serving.deps import ComputePool, RecentRequests, Services
-from songrec.serving.events import EventStore
 from songrec.serving.metrics import Metrics
 from songrec.serving.middleware import RequestMiddleware
-from songrec.serving.model_store import ChampionSource, FileSource, ModelSource, ModelStore, ModelUnavailable
+from songrec.serving.model_store import ModelStore
+from songrec.serving.monitoring_routes import monitoring_router
 from songrec.serving.routes import WEB, api_router, page_router
 from songrec.serving.schemas import RequestModels, build_request_models
 from songrec.serving.settings import ServingSettings
+from songrec.store.request_log import EventStore
+from songrec.tracking.model_source import ChampionSource, FileSource, ModelSource, ModelUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from songrec.config import ServeConfig
+from songrec.config.stage_configs import ServeConfig
 from songrec.serving.errors import ApiError
-from songrec.serving.events import EventStore
 from songrec.serving.metrics import Metrics
 from songrec.serving.model_store import ModelStore, ServedModel
 from songrec.serving.schemas import RequestModels
+from songrec.store.request_log import EventStore
 
 T = TypeVar("T")
 

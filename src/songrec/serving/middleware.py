@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from songrec.serving.deps import ComputePool
-from songrec.serving.events import EventStore, RequestEvent, new_request_id
 from songrec.serving.metrics import Metrics
 from songrec.serving.model_store import ModelStore
+from songrec.store.events import RequestEvent, new_request_id
+from songrec.store.request_log import EventStore
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

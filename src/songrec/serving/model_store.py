@@ -1,53 +1,27 @@
-"""Which model serves, and swapping it without dropping a request.
-
-A ModelSource says which model should serve now (`locate`, cheap) and loads it (`load`):
-- ChampionSource: the `champion` alias of the registered model in the MLflow registry, or the
-  local bundle file when there is no registry (no local store yet, or a server that cannot be
-  reached) or the registry has no champion;
-- FileSource: one bundle file (`songrec serve --bundle`, SONGREC_BUNDLE), no registry.
+"""Which model serves now, and swapping it without dropping a request.
 
 The ModelStore holds the ServedModel (bundle, version, catalog view). A request reads
 `store.current` once and answers from that object to the end, so a swap is the replacement of
 one reference: requests in flight finish on the model they started with, the next ones get the
 new one. Loading happens in a background thread (every reload_interval_seconds it asks the
-source which version should serve and loads only when that changed) or in /admin/reload,
-never on the request path of /recommend.
+source, tracking.model_source, which version should serve and loads only when that changed) or
+in /admin/reload, never on the request path of /recommend.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Protocol
 
-from songrec.config import TrackingConfig
-from songrec.errors import SongrecError
 from songrec.models.bundle import SongrecBundle
-from songrec.serving.inference import CatalogView
-from songrec.tracking import CHAMPION, load_bundle, point_at, redact, version_by_alias
+from songrec.models.catalog_view import CatalogView
+from songrec.tracking.model_source import ModelRef, ModelSource
 
 log = logging.getLogger(__name__)
-
-
-class ModelUnavailable(SongrecError):
-    """No model can be located or loaded."""
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A model that can serve: its version as responses report it, where it comes from, its URI."""
-
-    version: str  # the registry version ("3"), or "file-<stamp>" for a bundle file
-    source: str  # "registry" or "file"
-    uri: str  # models:/<name>/<version>, or the bundle file's path
 
 
 @dataclass(frozen=True)
@@ -60,141 +34,6 @@ class ServedModel:
     @property
     def version(self) -> str:
         return self.ref.version
-
-
-class ModelSource(Protocol):
-    def locate(self, serving: ModelRef | None = None) -> ModelRef:
-        """The model that should serve now (`serving`: the one serving); ModelUnavailable if none."""
-        ...
-
-    def load(self, ref: ModelRef) -> SongrecBundle: ...
-
-
-# --------------------------------------------------------------------------- sources
-
-
-class FileSource:
-    """A bundle file. Its version changes when the file does (size and modification time)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def locate(self, serving: ModelRef | None = None) -> ModelRef:
-        try:
-            stat = self.path.stat()
-        except OSError as exc:
-            raise ModelUnavailable(
-                f"no bundle at {self.path}: run `make run` (or `songrec run train`)"
-            ) from exc
-        stamp = hashlib.sha1(f"{self.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-        return ModelRef(version=f"file-{stamp[:10]}", source="file", uri=str(self.path))
-
-    def load(self, ref: ModelRef) -> SongrecBundle:
-        return _load_joblib(Path(ref.uri))
-
-
-class ChampionSource:
-    """The registry's champion; the local bundle file when there is no registry or no champion."""
-
-    def __init__(self, tracking: TrackingConfig, fallback: Path | None) -> None:
-        self.tracking = tracking
-        self.fallback = FileSource(fallback) if fallback is not None else None
-        self._pointed = False
-        self._last_state = ""
-
-    @property
-    def name(self) -> str:
-        return self.tracking.registered_model
-
-    def locate(self, serving: ModelRef | None = None) -> ModelRef:
-        """The champion's version. Without one (no store, registry unreachable, no alias) the local
-        bundle, unless a registry model is serving: only another champion replaces that one."""
-        if (
-            self.tracking.backend == "local"
-            and not Path(self.tracking.uri.removeprefix("sqlite:///")).exists()
-        ):
-            return self._fall_back("no local MLflow store yet", serving)
-        try:
-            version = self._champion_version()
-        except Exception as exc:  # an unreachable or broken registry: keep serving what we have
-            reason = f"registry {redact(self.tracking.uri)} unavailable ({type(exc).__name__}: {exc})"
-            return self._fall_back(reason, serving)
-        if version is None:
-            return self._fall_back(f"registered model {self.name!r} has no {CHAMPION!r} alias", serving)
-        self._note(f"registry {self.name}@{CHAMPION} is version {version}")
-        return ModelRef(version=version, source="registry", uri=f"models:/{self.name}/{version}")
-
-    def load(self, ref: ModelRef) -> SongrecBundle:
-        if ref.source == "file":
-            return _load_joblib(Path(ref.uri))
-        self._point_mlflow()
-        return load_registered_bundle(ref.uri)
-
-    def _champion_version(self) -> str | None:
-        self._point_mlflow()
-        found = version_by_alias(self.name, CHAMPION)
-        return None if found is None else str(found.version)
-
-    def _point_mlflow(self) -> None:
-        """Point MLflow at the registry, read-only (tracking.configure would create the experiment)."""
-        if self._pointed:
-            return
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        if self.tracking.backend == "dagshub" and self.tracking.password:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = self.tracking.username or ""
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = self.tracking.password
-        point_at(self.tracking.uri)
-        self._pointed = True
-
-    def _fall_back(self, reason: str, serving: ModelRef | None) -> ModelRef:
-        if serving is not None and serving.source == "registry":
-            self._note(f"{reason}: still serving version {serving.version}")
-            return serving
-        if self.fallback is None:
-            raise ModelUnavailable(f"nothing to serve: {reason}, and no local bundle is configured")
-        try:
-            ref = self.fallback.locate()
-        except ModelUnavailable as exc:
-            raise ModelUnavailable(f"nothing to serve: {reason}, and {exc}") from exc
-        self._note(f"{reason}: serving the local bundle {self.fallback.path}")
-        return ref
-
-    def _note(self, state: str) -> None:
-        if state != self._last_state:
-            log.info("%s", state)
-            self._last_state = state
-
-
-def load_registered_bundle(model_uri: str) -> SongrecBundle:
-    """The bundle of a registered songrec pyfunc model, read from its `bundle` artifact.
-
-    The same file that mlflow.pyfunc.load_model reads (tracking.load_bundle), without importing
-    the code model and checking its requirements, which costs about half a second at start.
-    """
-    import mlflow
-    from mlflow.models import Model
-
-    with tempfile.TemporaryDirectory(prefix="songrec-model-") as folder:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder))
-        flavor = Model.load(local).flavors.get("python_function", {})
-        artifact = flavor.get("artifacts", {}).get("bundle", {}).get("path")
-        if artifact is None:  # not laid out as songrec logs it: let MLflow load it
-            bundle: SongrecBundle = load_bundle(model_uri)
-            return bundle
-        return _load_joblib(local / artifact)
-
-
-def _load_joblib(path: Path) -> SongrecBundle:
-    import joblib
-
-    bundle = joblib.load(path)
-    if not isinstance(bundle, SongrecBundle):
-        raise ModelUnavailable(f"{path} holds a {type(bundle).__name__}, not a SongrecBundle")
-    return bundle
-
-
-# --------------------------------------------------------------------------- the store
 
 
 @dataclass(frozen=True)

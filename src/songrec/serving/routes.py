@@ -19,12 +19,11 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from songrec.config import ServeConfig
+from songrec.config.stage_configs import ServeConfig
+from songrec.models.catalog_view import FeatureRow, Resolved
 from songrec.serving.deps import ModelDep, ServicesDep, note, request_id, require_admin
 from songrec.serving.errors import ApiError, error_responses
-from songrec.serving.events import FeedbackEvent
-from songrec.serving.inference import FeatureRow, Resolved
-from songrec.serving.model_store import ModelUnavailable, ServedModel
+from songrec.serving.model_store import ServedModel
 from songrec.serving.schemas import (
     BatchRequest,
     FeedbackRequest,
@@ -40,6 +39,8 @@ from songrec.serving.schemas import (
     RequestModels,
     SearchResponse,
 )
+from songrec.store.events import FeedbackEvent
+from songrec.tracking.model_source import ModelUnavailable
 
 WEB = Path(__file__).parent / "web"
 F = TypeVar("F", bound=Callable[..., Any])

@@ -33,8 +33,9 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 from pydantic_core import PydanticCustomError
 
-from songrec.config import ColumnRule, DataSchema, ServeConfig
-from songrec.models.features import numeric_features
+from songrec.config.stage_configs import ServeConfig
+from songrec.contract.features import numeric_features
+from songrec.contract.schema import ColumnRule, DataSchema
 
 # `year` (models/features.py) is the release year of this column of the source data.
 RELEASE_DATE_COLUMN = "track_album_release_date"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from songrec.errors import ConfigError
+from songrec.core.errors import ConfigError
 
 ON = ("1", "true", "on", "yes")
 OFF = ("0", "false", "off", "no")

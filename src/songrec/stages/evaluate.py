@@ -13,10 +13,8 @@ moved to it only if it is not worse than the current champion measured on the sa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,17 @@ import joblib
 import pandas as pd
 import yaml
 
-from songrec import plots, tracking
-from songrec.config import ConfigurationManager, EvaluateConfig
-from songrec.evaluation import (
-    bundle_metrics,
-    continuation_metrics,
-    genre_metrics,
-    popularity_metrics,
-    promotion_decision,
-)
-from songrec.io import read_json, read_parquet, require, write_json
+from songrec.config.manager import ConfigurationManager
+from songrec.config.stage_configs import EvaluateConfig
+from songrec.core.io import read_json, read_parquet, require, write_json
+from songrec.evaluation.metrics import continuation_metrics, genre_metrics, popularity_metrics
+from songrec.evaluation.plots import confusion_matrix_plot, continuation_plot, popularity_plot
 from songrec.models.bundle import SongrecBundle
-from songrec.models.recommender import MostPopularRecommender, RandomRecommender
+from songrec.models.recommender.baselines import MostPopularRecommender, RandomRecommender
 from songrec.models.reference import ReferenceRecommender
-from songrec.monitoring import history
+from songrec.tracking.promotion import promote
+from songrec.tracking.registry import MODEL_REQUIREMENTS, model_signature
+from songrec.tracking.setup import configure, redact
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +112,13 @@ def write_outputs(config: EvaluateConfig, results: dict[str, Any]) -> None:
     for name, path in config.metric_files.items():
         write_json(results[name], path)
     matrix, labels = results["_confusion"]
-    plots.confusion_matrix_plot(matrix, labels, config.plots_dir / "confusion_matrix.png")
+    confusion_matrix_plot(matrix, labels, config.plots_dir / "confusion_matrix.png")
     actual, predicted = results["_popularity"]
-    plots.popularity_plot(actual, predicted, results["popularity"]["r2"], config.plots_dir / "popularity.png")
+    popularity_plot(actual, predicted, results["popularity"]["r2"], config.plots_dir / "popularity.png")
     continuation = {
         name: values for name, values in results["recommender"].items() if isinstance(values, dict)
     }
-    plots.continuation_plot(continuation, config.k, config.plots_dir / "continuation.png")
+    continuation_plot(continuation, config.k, config.plots_dir / "continuation.png")
 
 
 def example_playlist(bundle: SongrecBundle) -> pd.DataFrame:
@@ -140,7 +135,7 @@ def log_run(
 
     from songrec.models import mlflow_model
 
-    tracking.configure(config.tracking)
+    configure(config.tracking)
     params = yaml.safe_load(config.params_file.read_text())
     metrics = {k: float(v) for k, v in flatten(gated_metrics(results)).items()}
     for name, values in results["recommender"].items():
@@ -173,111 +168,13 @@ def log_run(
             name="model",
             python_model=str(Path(mlflow_model.__file__)),
             artifacts={"bundle": str(config.bundle)},
-            pip_requirements=list(tracking.MODEL_REQUIREMENTS),
-            signature=tracking.model_signature(bundle.numeric_features, config.integer_features),
+            pip_requirements=list(MODEL_REQUIREMENTS),
+            signature=model_signature(bundle.numeric_features, config.integer_features),
             input_example=(example_playlist(bundle), {"task": "recommend", "k": 10}),
             registered_model_name=config.tracking.registered_model,
         )
         version = str(info.registered_model_version)
     return run.info.run_id, version
-
-
-def promote(
-    config: EvaluateConfig,
-    version: str,
-    challenger: dict[str, float],
-    catalog: pd.DataFrame,
-    eval_playlists: pd.DataFrame,
-    run_id: str | None = None,
-) -> dict[str, Any]:
-    """Alias the new version `challenger`; move `champion` to it if it is not worse."""
-    name = config.tracking.registered_model
-    tolerances = dict(config.promotion_tolerances)
-    tracking.set_alias(name, tracking.CHALLENGER, version)
-    current = tracking.version_by_alias(name, tracking.CHAMPION)
-    champion_metrics, unmeasured = None, None
-    if current is not None and str(current.version) != version:
-        champion_metrics, unmeasured = _champion_metrics(
-            name, current, catalog, eval_playlists, config.k, keys=challenger, needed=tolerances
-        )
-    promoted, reason = promotion_decision(challenger, champion_metrics, tolerances)
-    if unmeasured is not None and champion_metrics is not None:
-        reason = f"{reason} ({unmeasured})"
-    elif unmeasured is not None:  # nothing to compare with (a registry down, say): keep what serves
-        promoted, reason = False, f"not compared, so not promoted: {unmeasured}"
-    if current is not None and str(current.version) == version:
-        promoted, reason = True, "this version is already the champion"
-    moved = promoted and (current is None or str(current.version) != version)
-    if promoted:
-        tracking.set_alias(name, tracking.CHAMPION, version)
-        client = tracking.client()
-        if current is not None and str(current.version) != version:
-            client.set_model_version_tag(name, version, tracking.PREVIOUS_CHAMPION_TAG, str(current.version))
-        client.set_model_version_tag(name, version, "promotion_reason", reason)
-    if moved:
-        history.record_move(
-            config.event_store_url,
-            name,
-            "promote",
-            None if current is None else str(current.version),
-            version,
-            reason,
-            metrics_from=champion_metrics,
-            metrics_to=challenger,
-            run_id=run_id,
-        )
-    return {
-        "model": name,
-        "challenger_version": version,
-        "champion_version_before": None if current is None else str(current.version),
-        "champion_version_after": version if promoted else str(current.version) if current else None,
-        "promoted": promoted,
-        "reason": reason,
-        "tolerances": tolerances,
-        "challenger_metrics": {k: challenger[k] for k in sorted(challenger)},
-        "champion_metrics": champion_metrics,
-    }
-
-
-def _champion_metrics(
-    name: str,
-    current: Any,
-    catalog: pd.DataFrame,
-    eval_playlists: pd.DataFrame,
-    k: Sequence[int],
-    keys: Iterable[str],
-    needed: Iterable[str],
-) -> tuple[dict[str, float] | None, str | None]:
-    """The champion's gated metrics on this evaluation data; when this code cannot load or score
-    it (a bundle pickled by classes that have changed since), the metrics its own run logged,
-    with why (those of `keys`), or None when that run did not log every `needed` one."""
-    log.info("measuring champion version %s on the same evaluation data", current.version)
-    try:
-        champion = tracking.load_bundle(f"models:/{name}/{current.version}")
-        return bundle_metrics(champion, catalog, eval_playlists, k), None
-    except Exception as exc:  # whatever the old pickle raises: the gate still has to decide
-        problem = f"{type(exc).__name__}: {exc}"
-    logged: dict[str, float] = {}
-    if current.run_id:
-        with contextlib.suppress(Exception):
-            logged = dict(tracking.client().get_run(current.run_id).data.metrics)
-    gated = all(key in logged for key in needed)
-    log.warning(
-        "champion version %s cannot be measured on this data (%s); %s",
-        current.version,
-        problem,
-        "comparing with the metrics its own run logged" if gated else "nor can its logged metrics be read",
-    )
-    if not gated:
-        return None, (
-            f"champion version {current.version} could not be loaded or scored ({problem}), "
-            "nor its logged metrics read"
-        )
-    return (
-        {key: float(logged[key]) for key in keys if key in logged},
-        f"champion version {current.version} could not be measured on this data ({problem}): "
-        "compared with the metrics its own run logged",
-    )
 
 
 def run(manager: ConfigurationManager) -> dict[str, Any]:
@@ -293,7 +190,7 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     decision = promote(config, version, gated_metrics(results), catalog, eval_playlists, run_id)
     decision = {
         "run_id": run_id,
-        "tracking_uri": tracking.redact(config.tracking.uri),
+        "tracking_uri": redact(config.tracking.uri),
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **decision,
     }

@@ -22,9 +22,10 @@ from typing import IO, Any
 import pandas as pd
 from tqdm import tqdm
 
-from songrec.config import ConfigurationManager, IngestConfig
-from songrec.errors import IngestionError
-from songrec.io import atomic_dir
+from songrec.config.manager import ConfigurationManager
+from songrec.config.stage_configs import IngestConfig
+from songrec.core.errors import IngestionError
+from songrec.core.io import atomic_dir
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,14 @@ from typing import Any
 import joblib
 import pandas as pd
 
-from songrec.config import ConfigurationManager, TrainConfig
-from songrec.io import read_parquet, require, write_with
+from songrec.config.manager import ConfigurationManager
+from songrec.config.stage_configs import TrainConfig
+from songrec.contract.features import numeric_features
+from songrec.core.io import read_parquet, require, write_with
 from songrec.models.bundle import SongrecBundle
-from songrec.models.features import numeric_features
 from songrec.models.predictors import genre_classifier, model_inputs, popularity_regressor
-from songrec.models.recommender import HybridRecommender, Recommender
+from songrec.models.recommender.base import Recommender
+from songrec.models.recommender.hybrid import HybridRecommender
 from songrec.models.reference import ReferenceModel, ReferenceRecommender
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,9 @@ from typing import Any
 
 import joblib
 
-from songrec.config import ConfigurationManager, TrainReferenceConfig
-from songrec.io import read_parquet, write_with
+from songrec.config.manager import ConfigurationManager
+from songrec.config.stage_configs import TrainReferenceConfig
+from songrec.core.io import read_parquet, write_with
 from songrec.models.reference import ReferenceModel
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from songrec.config import ConfigurationManager, DataSchema, TransformConfig
-from songrec.hashing import stable_uniform
-from songrec.io import atomic_dir, read_parquet
-from songrec.models.features import release_year
+from songrec.config.manager import ConfigurationManager
+from songrec.config.stage_configs import TransformConfig
+from songrec.contract.features import release_year
+from songrec.contract.schema import DataSchema
+from songrec.core.hashing import stable_uniform
+from songrec.core.io import atomic_dir, read_parquet
 
 log = logging.getLogger(__name__)
 

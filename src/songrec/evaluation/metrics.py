@@ -1,0 +1,88 @@
+"""Offline metrics: genre classification, popularity regression, playlist continuation.
+
+Pure functions of models and DataFrames (no files, no MLflow), so the evaluate stage, the
+promotion gate (challenger and champion on the same data) and the tests share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_absolute_error, r2_score
+
+from songrec.models.bundle import SongrecBundle
+from songrec.models.recommender.base import Playlist, Recommender, top_k
+
+
+def genre_metrics(bundle: SongrecBundle, test: pd.DataFrame) -> dict[str, Any]:
+    predicted = bundle.predict_genre(test)["genre"].to_numpy()
+    truth = test["genre"].astype(str).to_numpy()
+    labels = list(bundle.genres)
+    return {
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", labels=labels)),
+        "labels": labels,
+        "confusion_matrix": confusion_matrix(truth, predicted, labels=labels).tolist(),
+    }
+
+
+def popularity_metrics(bundle: SongrecBundle, test: pd.DataFrame) -> dict[str, Any]:
+    predicted = bundle.predict_popularity(test)
+    truth = test["popularity"].to_numpy(dtype=np.float64)
+    return {
+        "r2": float(r2_score(truth, predicted)),
+        "mae": float(mean_absolute_error(truth, predicted)),
+        "predicted": predicted,
+        "actual": truth,
+    }
+
+
+def continuation_metrics(
+    recommender: Recommender, track_index: pd.Index, eval_playlists: pd.DataFrame, ks: Sequence[int]
+) -> dict[str, float]:
+    """Mean Recall@K and NDCG@K over the evaluation playlists.
+
+    Each playlist's visible tracks are the query and its hidden tracks the answer. A hidden
+    track that the recommender's catalog does not hold counts as missed.
+    """
+    max_k = max(ks)
+    sums = {f"{name}_at_{k}": 0.0 for k in ks for name in ("recall", "ndcg")}
+    discounts = 1.0 / np.log2(np.arange(2, max_k + 2))
+    n_playlists = 0
+    for _, group in eval_playlists.groupby("playlist_id", sort=True):
+        hidden_mask = (group["part"] == "hidden").to_numpy()
+        seeds = track_index.get_indexer(group["track_id"][~hidden_mask])
+        seeds = seeds[seeds >= 0]
+        targets = track_index.get_indexer(group["track_id"][hidden_mask])
+        n_targets = int(hidden_mask.sum())
+        if n_targets == 0:
+            continue
+        ranked = top_k(recommender.score(Playlist(positions=seeds)), max_k, exclude=seeds)
+        hits = np.isin(ranked, targets[targets >= 0]).astype(np.float64)
+        hits = np.pad(hits, (0, max_k - len(hits)))
+        for k in ks:
+            ideal = discounts[: min(n_targets, k)].sum()
+            sums[f"recall_at_{k}"] += hits[:k].sum() / n_targets
+            sums[f"ndcg_at_{k}"] += float(hits[:k] @ discounts[:k]) / ideal
+        n_playlists += 1
+    return {name: total / max(n_playlists, 1) for name, total in sums.items()}
+
+
+def bundle_metrics(
+    bundle: SongrecBundle, catalog: pd.DataFrame, eval_playlists: pd.DataFrame, ks: Sequence[int]
+) -> dict[str, float]:
+    """The flat metrics the promotion gate compares, for any bundle, on the given data."""
+    test = catalog[catalog["split"] == "test"]
+    genre = genre_metrics(bundle, test)
+    popularity = popularity_metrics(bundle, test)
+    continuation = continuation_metrics(bundle.recommender, bundle.track_index, eval_playlists, ks)
+    return {
+        "genre_accuracy": genre["accuracy"],
+        "genre_macro_f1": genre["macro_f1"],
+        "popularity_r2": popularity["r2"],
+        "popularity_mae": popularity["mae"],
+        **continuation,
+    }

@@ -1,0 +1,59 @@
+"""Airflow building blocks for the DAGs in dags/: one task per registry stage, and the defaults.
+
+The only module of the package that imports Airflow; the DAG files import it. Cheap to import
+(Airflow's task SDK and the registry), so DAG files stay quick to parse.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from itertools import pairwise
+from typing import Any
+
+import pendulum
+from airflow.sdk import task
+from airflow.sdk.exceptions import AirflowFailException
+
+from songrec.orchestration.registry import STAGES, Stage
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "songrec",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,  # 30 s, then 60 s (a multiplier in Airflow 3)
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+# What every songrec DAG shares: no backfill, one run at a time (DVC takes one call at a time).
+DAG_DEFAULTS: dict[str, Any] = {
+    "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "tags": ["songrec"],
+}
+
+
+def stage_task(stage: Stage) -> Any:
+    """The Airflow task that runs one stage through DVC and returns its summary as XCom."""
+
+    @task(task_id=stage.name, pool="songrec_dvc", doc_md=stage.description)
+    def run() -> dict[str, Any]:
+        from songrec.orchestration.dvc_runner import StageFailed, run_stage
+
+        try:
+            return run_stage(stage.name)
+        except StageFailed as failure:
+            if not failure.retryable:  # invalid data: a retry would fail the same way
+                raise AirflowFailException(str(failure)) from failure
+            raise
+
+    return run()
+
+
+def stage_tasks() -> tuple[Any, Any]:
+    """All stages as tasks chained in registry order; returns (first, last)."""
+    tasks = [stage_task(stage) for stage in STAGES]
+    for upstream, downstream in pairwise(tasks):
+        upstream >> downstream
+    return tasks[0], tasks[-1]
