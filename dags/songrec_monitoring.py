@@ -3,9 +3,12 @@
 Hourly: exports newly labelled tracks to the incoming folder (where retraining finds them),
 runs the monitor over the window (drift against the training reference with Evidently, online
 hit rate, similarity, genre accuracy; alerts), then decides. When data drift is detected (and
-`use_drift` is on) or the hit rate is below `min_hit_rate`, it triggers songrec_retraining with
-the reason (forced, so the labelled tracks are taken in); the decision and its reason are
-recorded in the monitoring store either way.
+`monitor.retrain_on_drift` is on) or the hit rate is below `monitor.min_hit_rate`, it triggers
+songrec_retraining with the reason (forced, so the labelled tracks are taken in); the decision
+and its reason are recorded in the monitoring store either way.
+
+The thresholds live in config/config.yaml's `monitor` section; a manual run may override them
+in the trigger form (empty keeps config.yaml).
 """
 
 from __future__ import annotations
@@ -23,23 +26,28 @@ from songrec.orchestration.airflow_tasks import DAG_DEFAULTS
     doc_md=__doc__,
     **DAG_DEFAULTS,
     params={
-        "use_drift": Param(True, type="boolean", description="Retrain on data drift."),
+        "retrain_on_drift": Param(
+            None, type=["null", "boolean"], description="Retrain on data drift; empty keeps config.yaml."
+        ),
         "drift_share": Param(
-            0.5,
-            type="number",
+            None,
+            type=["null", "number"],
             minimum=0,
             maximum=1,
-            description="Dataset drift when at least this share of features drifted.",
+            description="Dataset drift from this share of drifted features; empty keeps config.yaml.",
         ),
         "min_hit_rate": Param(
-            0.02,
-            type="number",
+            None,
+            type=["null", "number"],
             minimum=0,
             maximum=1,
-            description="Retrain when the hit rate falls below this.",
+            description="Retrain when the hit rate falls below this; empty keeps config.yaml.",
         ),
         "window_hours": Param(
-            24, type="number", exclusiveMinimum=0, description="Hours of traffic to check."
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            description="Hours of traffic to check; empty keeps config.yaml.",
         ),
     },
 )
@@ -55,38 +63,24 @@ def songrec_monitoring() -> None:
 
     @task
     def monitor(params: dict | None = None, **context) -> dict:
-        from dataclasses import replace
-
         from songrec.config.manager import ConfigurationManager
-        from songrec.monitoring.monitor import run_monitor, serving_model
+        from songrec.monitoring.monitor import run_monitor, serving_model, with_overrides
         from songrec.orchestration.dvc_runner import project_root
 
-        params = params or {}
         manager = ConfigurationManager(project_root())
-        config = replace(manager.monitor(), window_hours=float(params["window_hours"]))
+        config = with_overrides(manager.monitor(), params or {})
         bundle, version = serving_model(manager)
-        result = run_monitor(
-            config,
-            bundle,
-            version,
-            now=window_end(context),
-            drift_share=float(params["drift_share"]),
-            min_hit_rate=float(params["min_hit_rate"]),
-        )
-        return result.summary()
+        return run_monitor(config, bundle, version, now=window_end(context)).summary()
 
     @task.branch
     def decide(params: dict | None = None, **context) -> str:
         from songrec.config.manager import ConfigurationManager
-        from songrec.monitoring.monitor import record_decision, retraining_decision
+        from songrec.monitoring.monitor import record_decision, retraining_decision, with_overrides
         from songrec.orchestration.dvc_runner import project_root
 
-        params = params or {}
-        config = ConfigurationManager(project_root()).monitor()
+        config = with_overrides(ConfigurationManager(project_root()).monitor(), params or {})
         summary = context["ti"].xcom_pull(task_ids="monitor")
-        triggered, reason = retraining_decision(
-            summary, bool(params["use_drift"]), float(params["min_hit_rate"]), config.min_feedback
-        )
+        triggered, reason = retraining_decision(summary, config)
         record_decision(config, summary, triggered, reason)
         print(f"retraining {'triggered' if triggered else 'not triggered'}: {reason}")
         context["ti"].xcom_push(key="reason", value=reason)

@@ -68,11 +68,11 @@ def songrec_retraining() -> None:
 
     @task
     def reload_api() -> dict:
-        import os
-
+        from songrec.config.environment import Environment
         from songrec.orchestration.api_reload import request_reload
 
-        return request_reload(os.environ.get("SONGREC_API_URL"), os.environ.get("SONGREC_ADMIN_TOKEN"))
+        environment = Environment.read()
+        return request_reload(environment.api_url, environment.admin_token)
 
     first, last = stage_tasks()
     merge = merge_new_data()

@@ -69,7 +69,7 @@ def test_every_dashboard_query_runs_and_returns_rows(
     )
     # Labelled new tracks feed the genre-accuracy panel.
     add_labels(postgres_url, sample_frame.head(20), now - timedelta(minutes=5))
-    run_monitor(config, bundle, "1", now=now, drift_share=0.2, min_hit_rate=0.05)
+    run_monitor(replace(config, drift_share=0.2, min_hit_rate=0.05), bundle, "1", now=now)
     record_move(
         postgres_url, "songrec", "promote", None, "1", "no champion yet", metrics_to={"recall_at_100": 0.3}
     )

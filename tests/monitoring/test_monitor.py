@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from songrec.config.manager import ConfigurationManager
-from songrec.monitoring.monitor import export_labels, retraining_decision, run_monitor
+from songrec.monitoring.monitor import export_labels, retraining_decision, run_monitor, with_overrides
 from songrec.store.engine import connect
 from songrec.store.queries import read_table
 from songrec.store.schema import alerts, drift_runs, online_quality
@@ -113,11 +113,12 @@ def test_an_unreachable_webhook_is_logged_not_fatal(config, bundle, sqlite_url: 
     log_traffic(sqlite_url, bundle, 100, now, hit_every=1000)  # almost no hits
     hook = f"http://127.0.0.1:{free_port()}/down"
     result = run_monitor(
-        replace(config, event_store_url=sqlite_url, alert_webhook_url=hook, min_feedback=10),
+        replace(
+            config, event_store_url=sqlite_url, alert_webhook_url=hook, min_feedback=10, min_hit_rate=0.05
+        ),
         bundle,
         "1",
         now=now,
-        min_hit_rate=0.05,
     )
     assert any("hit rate" in alert for alert in result.alerts)
     stored = read_table(connect(sqlite_url), alerts)
@@ -140,19 +141,25 @@ def test_labelled_new_tracks_count_for_genre_accuracy_and_go_to_incoming(  # typ
     assert export_labels(cfg, "20261101T010000Z")["exported"] == 0  # each label goes out once
 
 
-def test_retraining_decision_explains_itself() -> None:
+def test_retraining_decision_explains_itself(config) -> None:  # type: ignore[no-untyped-def]
+    config = replace(config, min_hit_rate=0.05, min_feedback=50, retrain_on_drift=True)
     drifted = {
         "dataset_drift": True,
         "drifted_features": ["year", "energy"],
         "hit_rate": 0.2,
         "recommended_with_feedback": 500,
     }
-    assert retraining_decision(drifted, use_drift=True, min_hit_rate=0.05, min_feedback=50) == (
-        True,
-        "data drift in 2 features (year, energy)",
-    )
-    assert retraining_decision(drifted, use_drift=False, min_hit_rate=0.05, min_feedback=50)[0] is False
+    assert retraining_decision(drifted, config) == (True, "data drift in 2 features (year, energy)")
+    assert retraining_decision(drifted, replace(config, retrain_on_drift=False))[0] is False
     low = {"dataset_drift": False, "drifted_features": [], "hit_rate": 0.01, "recommended_with_feedback": 500}
-    assert retraining_decision(low, True, 0.05, 50) == (True, "online hit rate 1.00% below 5.00%")
+    assert retraining_decision(low, config) == (True, "online hit rate 1.00% below 5.00%")
     few = {**low, "recommended_with_feedback": 10}
-    assert retraining_decision(few, True, 0.05, 50)[0] is False
+    assert retraining_decision(few, config)[0] is False
+
+
+def test_a_run_overrides_only_the_thresholds_it_sets(config) -> None:  # type: ignore[no-untyped-def]
+    changed = with_overrides(config, {"drift_share": 0.2, "min_hit_rate": None, "window_hours": 2.0})
+    assert (changed.drift_share, changed.window_hours) == (0.2, 2.0)
+    assert changed.min_hit_rate == config.min_hit_rate  # None keeps config.yaml's value
+    with pytest.raises(ValueError, match="use_drift"):
+        with_overrides(config, {"use_drift": True})

@@ -20,7 +20,6 @@ from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
-from songrec.serving.settings import ServingSettings
 from songrec.store.request_log import EventStore
 from songrec.tracking.model_source import ModelRef
 from tests.conftest import free_port
@@ -28,7 +27,6 @@ from tests.conftest import free_port
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 ADMIN_TOKEN = "test-admin-token"
-DEFAULT_SETTINGS = ServingSettings(bundle=None, event_logging=True)
 
 
 class SwitchableSource:
@@ -98,9 +96,7 @@ def events(serve_config: ServeConfig) -> Iterator[EventStore]:
 
 @pytest.fixture
 def app(serve_config: ServeConfig, bundle: SongrecBundle, events: EventStore) -> FastAPI:
-    return create_app(
-        serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events, settings=DEFAULT_SETTINGS
-    )
+    return create_app(serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events)
 
 
 @pytest.fixture

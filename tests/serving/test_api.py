@@ -21,7 +21,7 @@ from songrec.serving.app import create_app
 from songrec.serving.deps import ComputePool
 from songrec.store.request_log import EventStore
 from songrec.store.schema import feedback_table, recommendations_table, requests_table
-from tests.serving.conftest import ADMIN_TOKEN, DEFAULT_SETTINGS, MemorySource, feature_row, playlist_ids
+from tests.serving.conftest import ADMIN_TOKEN, MemorySource, feature_row, playlist_ids
 
 UNKNOWN = "0000000000000000000000"
 
@@ -120,7 +120,6 @@ def test_answers_computed_in_threads_are_the_answers_computed_on_the_event_loop(
         dataclasses.replace(serve_config, compute_threads=0),
         model_source=MemorySource({"1": bundle}, "1"),
         events=events,
-        settings=DEFAULT_SETTINGS,
     )
     requests = [
         ("/recommend", {"track_ids": playlist_ids(bundle), "tracks": [feature_row(bundle, 3)], "k": 9}),

@@ -9,16 +9,14 @@ from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
 from songrec.store.request_log import EventStore
-from tests.serving.conftest import DEFAULT_SETTINGS, MemorySource, running_server
+from tests.serving.conftest import MemorySource, running_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def page_app(serve_config: ServeConfig, bundle: SongrecBundle, events: EventStore) -> FastAPI:
-    return create_app(
-        serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events, settings=DEFAULT_SETTINGS
-    )
+    return create_app(serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events)
 
 
 def test_search_add_tracks_and_get_recommendations(browser, page_app: FastAPI, bundle: SongrecBundle) -> None:  # type: ignore[no-untyped-def]

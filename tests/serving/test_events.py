@@ -16,14 +16,14 @@ from sqlalchemy import create_engine, select, text
 from songrec.config.stage_configs import ServeConfig
 from songrec.core.errors import ConfigError
 from songrec.models.bundle import SongrecBundle
-from songrec.store import request_log as events_module
 from songrec.serving.app import create_app
+from songrec.store import request_log as events_module
 from songrec.store.events import FeedbackEvent, RequestEvent, new_request_id, pack_event, unpack_event
 from songrec.store.request_log import BurstHold, EventStore
 from songrec.store.schema import feedback_table, metadata, recommendations_table, requests_table
 from songrec.store.writer import BatchWriter, WriterSettings
 from tests.conftest import free_port
-from tests.serving.conftest import DEFAULT_SETTINGS, MemorySource, playlist_ids
+from tests.serving.conftest import MemorySource, playlist_ids
 
 POSTGRES_USERS = ("postgres", "root")
 
@@ -170,7 +170,7 @@ def test_the_api_logs_to_postgresql(
     import dataclasses
 
     config = dataclasses.replace(serve_config, event_store_url=postgres_url)
-    app = create_app(config, model_source=MemorySource({"1": bundle}, "1"), settings=DEFAULT_SETTINGS)
+    app = create_app(config, model_source=MemorySource({"1": bundle}, "1"))
     with TestClient(app) as client:
         answer = client.post("/recommend", json={"track_ids": playlist_ids(bundle), "k": 5}).json()
         feedback = {"request_id": answer["request_id"], "track_id": answer["recommendations"][0]["track_id"]}
@@ -184,9 +184,7 @@ def test_the_api_logs_to_postgresql(
 def test_a_store_that_is_down_never_fails_a_request(serve_config: ServeConfig, bundle: SongrecBundle) -> None:
     closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
     events = EventStore(closed, flush_interval=0.02, retry_seconds=0.2)
-    app = create_app(
-        serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events, settings=DEFAULT_SETTINGS
-    )
+    app = create_app(serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events)
     with TestClient(app) as client:
         for _ in range(20):
             response = client.post("/recommend", json={"track_ids": playlist_ids(bundle), "k": 3})
@@ -218,7 +216,6 @@ def test_a_hung_store_never_slows_a_request(serve_config: ServeConfig, bundle: S
             serve_config,
             model_source=MemorySource({"1": bundle}, "1"),
             events=events,
-            settings=DEFAULT_SETTINGS,
         )
         with TestClient(app) as client:
             client.post("/recommend", json={"track_ids": playlist_ids(bundle), "k": 3})  # warm up

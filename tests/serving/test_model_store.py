@@ -19,7 +19,6 @@ from songrec.store.request_log import EventStore
 from songrec.tracking.model_source import ChampionSource, FileSource, ModelRef, ModelUnavailable
 from tests.serving.conftest import (
     ADMIN_TOKEN,
-    DEFAULT_SETTINGS,
     MemorySource,
     SwitchableSource,
     playlist_ids,
@@ -112,7 +111,7 @@ def test_swapping_the_champion_under_load_fails_no_request(
     source = SwitchableSource(two_bundle_files, "1")
     config = dataclasses.replace(serve_config, reload_interval_seconds=3600)
     events = EventStore(config.event_store_url)
-    app = create_app(config, model_source=source, events=events, settings=DEFAULT_SETTINGS)
+    app = create_app(config, model_source=source, events=events)
     statuses: Counter[str] = Counter()
     versions: Counter[str] = Counter()
     lock = threading.Lock()

@@ -92,7 +92,7 @@ def test_the_monitoring_page_shows_drift_quality_and_promotions(
         now,
         shift={"year": 7.0, "energy": -0.3, "loudness": -8.0, "tempo": 30.0},
     )
-    run_monitor(config, bundle, "1", now=now, drift_share=0.2)
+    run_monitor(replace(config, drift_share=0.2), bundle, "1", now=now)
     record_move(serve_config.event_store_url, "songrec", "promote", None, "1", "no champion yet")
     with running_server(app) as url:
         browser.get(f"{url}/monitoring")

@@ -33,7 +33,7 @@ from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
 from songrec.store.request_log import EventStore
-from tests.serving.conftest import DEFAULT_SETTINGS, MemorySource
+from tests.serving.conftest import MemorySource
 
 pytestmark = pytest.mark.slow
 
@@ -62,9 +62,7 @@ EXAMPLES = int(os.environ.get("SONGREC_SCHEMATHESIS_EXAMPLES", "30"))
 
 @pytest.fixture
 def api_schema(serve_config: ServeConfig, bundle: SongrecBundle, events: EventStore) -> Iterator[Any]:
-    app: FastAPI = create_app(
-        serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events, settings=DEFAULT_SETTINGS
-    )
+    app: FastAPI = create_app(serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events)
     with TestClient(app):  # runs the lifespan: the model is loaded, the event writer runs
         yield schemathesis.openapi.from_asgi("/openapi.json", app)
 

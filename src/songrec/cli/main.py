@@ -8,17 +8,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
 from songrec.core.errors import SongrecError
 
-# OpenMP threads (scikit-learn's gradient boosting) spin while they wait; when another process
-# holds a core (a server, a DVC or Airflow sibling) that turned a 5 s fit into 140 s here.
-# Passive waiting stops the spinning. Set before scikit-learn loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if TYPE_CHECKING:  # the command starts fast: configuration loads when a command runs
+    from songrec.config.manager import ConfigurationManager
 
 log = logging.getLogger("songrec")
 
@@ -34,7 +32,7 @@ def configure_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _manager(root: Path | None = None) -> Any:
+def _manager(root: Path | None = None) -> ConfigurationManager:
     from songrec.config.manager import ConfigurationManager
 
     return ConfigurationManager(root)
@@ -56,6 +54,10 @@ class SongrecGroup(click.Group):
 @click.version_option(package_name="songrec")
 def main(verbose: bool) -> None:
     """songrec: train, evaluate, serve and watch a music recommender."""
+    # OpenMP threads (scikit-learn's gradient boosting) spin while they wait, which starves a
+    # process sharing the cores (a server, a DVC or Airflow sibling); passive waiting does not.
+    # Set here, before any command loads scikit-learn.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     configure_logging(verbose)
 
 
@@ -79,14 +81,12 @@ def run(stage: str) -> None:
         started = time.perf_counter()
         summary = entry.run(manager)
         click.echo(f"{entry.name}: {json.dumps(summary, default=str)}")
-        _record_timing(entry.name, time.perf_counter() - started)
+        if manager.environment.timings_file is not None:
+            _record_timing(manager.environment.timings_file, entry.name, time.perf_counter() - started)
 
 
-def _record_timing(stage: str, seconds: float) -> None:
-    """Append the stage's wall time and peak memory to $SONGREC_TIMINGS_FILE (for benchmarks)."""
-    target = os.environ.get("SONGREC_TIMINGS_FILE")
-    if not target:
-        return
+def _record_timing(target: Path, stage: str, seconds: float) -> None:
+    """Append the stage's wall time and peak memory to `target` (SONGREC_TIMINGS_FILE, benchmarks)."""
     import resource
 
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -154,13 +154,12 @@ def pipeline_dvc_yaml(check: bool) -> None:
 @main.command()
 def remote() -> None:
     """Point DVC at the remote the environment names (S3, DagsHub, or the local default)."""
-    import os
     import subprocess
 
     from songrec.orchestration.dvc_remote import remote_commands
 
     manager = _manager()
-    description, commands = remote_commands(os.environ)
+    description, commands = remote_commands(manager.environment)
     for command in commands:
         result = subprocess.run(command, cwd=manager.root, capture_output=True, text=True)
         unset_missing = "--unset" in command and result.returncode != 0
@@ -198,7 +197,7 @@ def airflow(port: int, home: Path | None) -> None:
     from songrec.orchestration import standalone as airflow_local
 
     manager = _manager()
-    home = home or Path(os.environ.get("SONGREC_AIRFLOW_HOME") or manager.root / "airflow_home")
+    home = home or manager.environment.airflow_home or manager.root / "airflow_home"
     airflow_local.run(manager.root, home.resolve(), port, click.echo)
 
 
@@ -208,18 +207,15 @@ def airflow(port: int, home: Path | None) -> None:
 @click.option("--drift-share", type=float, default=None, help="Share of drifted features that is drift.")
 def monitor(now: str | None, window_hours: float | None, drift_share: float | None) -> None:
     """Drift and online quality of recent traffic against the served model; alerts; HTML report."""
-    from dataclasses import replace
     from datetime import datetime
 
-    from songrec.monitoring.monitor import run_monitor, serving_model
+    from songrec.monitoring.monitor import run_monitor, serving_model, with_overrides
 
     manager = _manager()
-    config = manager.monitor()
-    if window_hours is not None:
-        config = replace(config, window_hours=window_hours)
+    config = with_overrides(manager.monitor(), {"window_hours": window_hours, "drift_share": drift_share})
     bundle, version = serving_model(manager)
     end = datetime.fromisoformat(now) if now else None
-    result = run_monitor(config, bundle, version, now=end, drift_share=drift_share)
+    result = run_monitor(config, bundle, version, now=end)
     click.echo(json.dumps(result.summary(), indent=2, default=str))
 
 

@@ -3,8 +3,10 @@
 Everything that is not in git comes from here: where MLflow runs (any server, or DagsHub), the
 S3 endpoint, the event store, the admin token, the incoming folder, the alert webhook, the DVC
 remote, and the serving switches. `Environment.read()` is called once (by the
-ConfigurationManager) and passed down; no other module reads os.environ. With nothing set,
-every field is empty and songrec runs on its embedded defaults.
+ConfigurationManager) and passed down; no other module reads a songrec setting from os.environ
+(what else touches it passes the environment on to a child process, or feeds MLflow the
+variables it reads itself). With nothing set, every field is empty and songrec runs on its
+embedded defaults.
 """
 
 from __future__ import annotations

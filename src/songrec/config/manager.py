@@ -260,6 +260,7 @@ class ConfigurationManager:
             compute_threads=section.get(
                 "compute_threads", int, check=lambda v: v >= 0, rule="must be 0 (on the event loop) or more"
             ),
+            compute_short_ms=section.positive_float("compute_short_ms"),
             event_store_url=url,
             admin_token=self.environment.admin_token,
             bundle_file=self.environment.bundle,
@@ -290,6 +291,7 @@ class ConfigurationManager:
             drift_share=section.share("drift_share"),
             min_hit_rate=section.share("min_hit_rate", allow_zero=True),
             min_feedback=section.positive_int("min_feedback"),
+            retrain_on_drift=section.get("retrain_on_drift", bool),
             event_store_url=self._serve.event_store_url,
             alert_webhook_url=self.environment.alert_webhook_url,
             incoming=self._retrain.incoming,

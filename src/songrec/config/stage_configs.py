@@ -154,6 +154,7 @@ class ServeConfig:
     search_limit: int
     reload_interval_seconds: float
     compute_threads: int  # threads that compute answers; 0: on the event loop
+    compute_short_ms: float  # answers shorter than this (CPU) stay on the event loop
     event_store_url: str  # SQLAlchemy URL
     admin_token: str | None = field(repr=False)
     bundle: Path  # the local bundle, served when the registry has no champion
@@ -183,6 +184,7 @@ class MonitorConfig:
     drift_share: float
     min_hit_rate: float
     min_feedback: int
+    retrain_on_drift: bool  # data drift alone triggers retraining
     event_store_url: str
     alert_webhook_url: str | None = field(repr=False)
     incoming: str  # where labelled new tracks are exported for retraining

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterable
 
 import numpy as np
+import pandas as pd
 
 
 def stable_uniform(keys: Iterable[object], seed: int) -> np.ndarray:
@@ -20,3 +21,17 @@ def stable_uniform(keys: Iterable[object], seed: int) -> np.ndarray:
         for key in keys
     ]
     return np.asarray(values, dtype=np.float64) / float(1 << 64)
+
+
+def hidden_pairs(pairs: pd.DataFrame, share: float, seed: int) -> np.ndarray:
+    """Which (playlist_id, track_id) pairs a playlist continuation hides: ceil(share * size) of
+    each playlist's tracks, at least one, chosen by a seeded hash of the pair.
+
+    The evaluation split (transform) and the recommender's simulated continuations (fit) draw
+    the same way, with different seeds. `pairs` has a default index and no repeated pair.
+    """
+    draw = stable_uniform(pairs["playlist_id"] + "/" + pairs["track_id"], seed)
+    rank = pd.Series(draw).groupby(pairs["playlist_id"]).rank(method="first")
+    size = pairs.groupby("playlist_id")["track_id"].transform("size")
+    hidden: np.ndarray = (rank <= np.maximum(1, np.ceil(share * size))).to_numpy()
+    return hidden

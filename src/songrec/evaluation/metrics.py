@@ -7,6 +7,7 @@ promotion gate (challenger and champion on the same data) and the tests share th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,18 +72,36 @@ def continuation_metrics(
     return {name: total / max(n_playlists, 1) for name, total in sums.items()}
 
 
-def bundle_metrics(
+@dataclass(frozen=True)
+class BundleResults:
+    """One bundle measured on one catalog's test split and evaluation playlists."""
+
+    genre: dict[str, Any]
+    popularity: dict[str, Any]
+    continuation: dict[str, float]
+    test_tracks: int
+
+    @property
+    def gated(self) -> dict[str, float]:
+        """The flat metrics the promotion gate compares."""
+        return {
+            "genre_accuracy": self.genre["accuracy"],
+            "genre_macro_f1": self.genre["macro_f1"],
+            "popularity_r2": self.popularity["r2"],
+            "popularity_mae": self.popularity["mae"],
+            **self.continuation,
+        }
+
+
+def measure_bundle(
     bundle: SongrecBundle, catalog: pd.DataFrame, eval_playlists: pd.DataFrame, ks: Sequence[int]
-) -> dict[str, float]:
-    """The flat metrics the promotion gate compares, for any bundle, on the given data."""
+) -> BundleResults:
+    """Every offline metric of a bundle on the given data: the evaluate stage measures the new
+    bundle with it, and the promotion gate the champion, so both are measured alike."""
     test = catalog[catalog["split"] == "test"]
-    genre = genre_metrics(bundle, test)
-    popularity = popularity_metrics(bundle, test)
-    continuation = continuation_metrics(bundle.recommender, bundle.track_index, eval_playlists, ks)
-    return {
-        "genre_accuracy": genre["accuracy"],
-        "genre_macro_f1": genre["macro_f1"],
-        "popularity_r2": popularity["r2"],
-        "popularity_mae": popularity["mae"],
-        **continuation,
-    }
+    return BundleResults(
+        genre=genre_metrics(bundle, test),
+        popularity=popularity_metrics(bundle, test),
+        continuation=continuation_metrics(bundle.recommender, bundle.track_index, eval_playlists, ks),
+        test_tracks=len(test),
+    )

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from songrec.config.stage_configs import MonitorConfig
+from songrec.core.sources import filesystem
 from songrec.models.bundle import SongrecBundle
 from songrec.monitoring import quality
 from songrec.monitoring.alerts import raise_alert
@@ -76,14 +78,11 @@ def run_monitor(
     bundle: SongrecBundle,
     model_version: str,
     now: datetime | None = None,
-    drift_share: float | None = None,
-    min_hit_rate: float | None = None,
 ) -> MonitorResult:
     started = time.perf_counter()
     end = now or datetime.now(UTC)
     start = end - timedelta(hours=config.window_hours)
-    drift_share = config.drift_share if drift_share is None else drift_share
-    min_hit_rate = config.min_hit_rate if min_hit_rate is None else min_hit_rate
+    drift_share, min_hit_rate = config.drift_share, config.min_hit_rate
     engine = connect(config.event_store_url)
     numeric = list(bundle.numeric_features)
     window = read_window(engine, start, end, config.max_window_requests)
@@ -206,12 +205,20 @@ def _label_features(labelled: pd.DataFrame, numeric: list[str]) -> pd.DataFrame:
     return rows
 
 
-def retraining_decision(
-    summary: dict[str, Any], use_drift: bool, min_hit_rate: float, min_feedback: int
-) -> tuple[bool, str]:
+def with_overrides(config: MonitorConfig, overrides: Mapping[str, Any]) -> MonitorConfig:
+    """`config` with the thresholds a run sets (None or absent: config.yaml's value stands)."""
+    known = {"window_hours", "drift_share", "min_hit_rate", "retrain_on_drift"}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown monitoring settings {sorted(unknown)}; known: {sorted(known)}")
+    return replace(config, **{key: value for key, value in overrides.items() if value is not None})
+
+
+def retraining_decision(summary: dict[str, Any], config: MonitorConfig) -> tuple[bool, str]:
     """Whether monitoring should trigger retraining, and why (or why not)."""
+    min_hit_rate, min_feedback = config.min_hit_rate, config.min_feedback
     reasons = []
-    if use_drift and summary.get("dataset_drift"):
+    if config.retrain_on_drift and summary.get("dataset_drift"):
         drifted = summary["drifted_features"]
         reasons.append(f"data drift in {len(drifted)} features ({', '.join(drifted)})")
     hit_rate = summary.get("hit_rate")
@@ -253,8 +260,6 @@ def export_labels(config: MonitorConfig, stamp: str) -> dict[str, Any]:
 
     Retraining then takes them in like any other new data (deduplicated by key).
     """
-    import fsspec
-
     engine = connect(config.event_store_url)
     pending = read_labels(engine, unexported=True)
     if pending.empty:
@@ -262,12 +267,9 @@ def export_labels(config: MonitorConfig, stamp: str) -> dict[str, Any]:
         return {"exported": 0, "file": None}
     rows = pd.DataFrame(list(pending["row"]))
     target = f"{config.incoming.rstrip('/')}/labels-{stamp}.csv"
-    options: dict[str, Any] = {}
-    if target.startswith("s3://") and config.s3_endpoint_url:
-        options = {"client_kwargs": {"endpoint_url": config.s3_endpoint_url}}
-    filesystem, path = fsspec.core.url_to_fs(target, **options)
-    filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with filesystem.open(path, "w") as handle:
+    files, path = filesystem(target, config.s3_endpoint_url)
+    files.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with files.open(path, "w") as handle:
         rows.to_csv(handle, index=False)
     mark_exported(engine, pending["id"].tolist(), datetime.now(UTC))
     engine.dispose()

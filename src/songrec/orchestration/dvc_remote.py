@@ -10,35 +10,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from songrec.config.environment import Environment
 
 REMOTE_NAME = "env"
 
 
-def remote_commands(environ: Mapping[str, str]) -> tuple[str, list[list[str]]]:
+def remote_commands(environment: Environment) -> tuple[str, list[list[str]]]:
     """A description of the remote the environment selects and the dvc commands that set it."""
-    url = environ.get("SONGREC_DVC_REMOTE_URL", "").strip()
-    owner, repo, token = (
-        environ.get(k, "") for k in ("DAGSHUB_REPO_OWNER", "DAGSHUB_REPO_NAME", "DAGSHUB_USER_TOKEN")
-    )
+    url = environment.dvc_remote_url
     add = ["dvc", "remote", "add", "--local", "--default", "--force", REMOTE_NAME]
     modify = ["dvc", "remote", "modify", "--local", REMOTE_NAME]
     if url:
         commands = [[*add, url]]
-        endpoint = environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL")
-        if url.startswith("s3://") and endpoint:
+        endpoint = environment.s3_endpoint_url if url.startswith("s3://") else None
+        if endpoint:
             commands.append([*modify, "endpointurl", endpoint])
-        return f"{url}" + (
-            f" (endpoint {endpoint})" if url.startswith("s3://") and endpoint else ""
-        ), commands
-    if owner and repo and token:
-        dagshub = f"https://dagshub.com/{owner}/{repo}.dvc"
-        user = environ.get("DAGSHUB_USER_NAME") or owner
+        return url + (f" (endpoint {endpoint})" if endpoint else ""), commands
+    if environment.dagshub_repo and environment.dagshub_token:
+        dagshub = f"https://dagshub.com/{environment.dagshub_repo}.dvc"
         return f"DagsHub {dagshub}", [
             [*add, dagshub],
             [*modify, "auth", "basic"],
-            [*modify, "user", user],
-            [*modify, "password", token],
+            [*modify, "user", environment.dagshub_user or ""],
+            [*modify, "password", environment.dagshub_token],
         ]
     return "the local folder .dvc-storage (committed default)", [
         ["dvc", "remote", "default", "--local", "--unset"],

@@ -28,7 +28,8 @@ import pandas as pd
 
 from songrec.config.stage_configs import RetrainConfig
 from songrec.core.io import atomic_path, read_json, write_json
-from songrec.stages.ingest import fetch_url, parse_tracks, read_additions
+from songrec.core.sources import fetch_url, filesystem
+from songrec.stages.ingest import parse_tracks, read_additions
 
 log = logging.getLogger(__name__)
 
@@ -152,21 +153,16 @@ def accept(plan: RetrainingPlan, config: RetrainConfig) -> dict[str, Any]:
 
 def list_incoming(config: RetrainConfig) -> list[IncomingFile]:
     """The data files in the incoming folder or S3 prefix, with their content."""
-    import fsspec
-
     url = config.incoming
-    options: dict[str, Any] = {}
-    if url.startswith("s3://") and config.s3_endpoint_url:
-        options = {"client_kwargs": {"endpoint_url": config.s3_endpoint_url}}
-    filesystem, root = fsspec.core.url_to_fs(url, **options)
-    if not filesystem.exists(root):
+    store, root = filesystem(url, config.s3_endpoint_url)
+    if not store.exists(root):
         return []
     files = []
-    for path in sorted(filesystem.find(root)):
+    for path in sorted(store.find(root)):
         name = path.rsplit("/", 1)[-1]
         if not name.lower().endswith(DATA_SUFFIXES):
             continue
-        payload = filesystem.cat_file(path)
+        payload = store.cat_file(path)
         location = f"s3://{path}" if url.startswith("s3://") else path
         files.append(IncomingFile(name, location, hashlib.sha256(payload).hexdigest(), payload))
     return files

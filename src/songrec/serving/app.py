@@ -13,7 +13,7 @@ Tests pass their own `model_source` (and `events`) and use the app with FastAPI'
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -29,7 +29,6 @@ from songrec.serving.model_store import ModelStore
 from songrec.serving.monitoring_routes import monitoring_router
 from songrec.serving.routes import WEB, api_router, page_router
 from songrec.serving.schemas import RequestModels, build_request_models
-from songrec.serving.settings import ServingSettings
 from songrec.store.request_log import EventStore
 from songrec.tracking.model_source import ChampionSource, FileSource, ModelSource, ModelUnavailable
 
@@ -50,25 +49,22 @@ def create_app(
     model_source: ModelSource | None = None,
     *,
     events: EventStore | None = None,
-    settings: ServingSettings | None = None,
-    environ: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """The API and the web page over `config` (ConfigurationManager.serve()).
 
-    Without `model_source`: the file in SONGREC_BUNDLE if set, else the registry's champion
-    with the local bundle as fallback. Without `events`: the store at config.event_store_url,
-    unless SONGREC_EVENT_LOGGING=off.
+    Without `model_source`: config.bundle_file if set (SONGREC_BUNDLE, --bundle), else the
+    registry's champion with the local bundle as fallback. Without `events`: the store at
+    config.event_store_url, unless event logging is off.
     """
-    settings = settings or ServingSettings.from_environ(environ)
     models = build_request_models(config.schema, config)
     if model_source is None:
         model_source = (
-            FileSource(settings.bundle)
-            if settings.bundle is not None
+            FileSource(config.bundle_file)
+            if config.bundle_file is not None
             else ChampionSource(config.tracking, config.bundle)
         )
     events = events or EventStore(
-        config.event_store_url, enabled=settings.event_logging, hold_seconds=settings.event_hold_seconds
+        config.event_store_url, enabled=config.event_logging, hold_seconds=config.event_hold_seconds
     )
     store = ModelStore(model_source, config.reload_interval_seconds, check=_servable(models))
     metrics = Metrics(store, events)
@@ -79,7 +75,7 @@ def create_app(
         events=events,
         metrics=metrics,
         recent=RecentRequests(),
-        compute=ComputePool(config.compute_threads),
+        compute=ComputePool(config.compute_threads, config.compute_short_ms / 1000),
     )
 
     @asynccontextmanager

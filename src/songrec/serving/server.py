@@ -8,18 +8,22 @@ loaded before the port opens, so a started server is a ready one.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from songrec.serving.settings import ServingSettings
+from songrec.config.manager import ConfigurationManager
 
 log = logging.getLogger(__name__)
 
 
 def run_server(
-    manager: Any, host: str | None = None, port: int | None = None, bundle: Path | None = None
+    manager: ConfigurationManager,
+    host: str | None = None,
+    port: int | None = None,
+    bundle: Path | None = None,
 ) -> None:
     """Serve until interrupted. `bundle`: serve this file instead of the registry's champion."""
     import uvicorn
@@ -27,13 +31,14 @@ def run_server(
     from songrec.serving.app import create_app
 
     config = manager.serve()
-    settings = ServingSettings.from_environ(bundle=bundle)
-    app = create_app(config, settings=settings)
+    if bundle is not None:
+        config = replace(config, bundle_file=bundle.resolve())
+    app = create_app(config)
     host = host or config.host
     port = config.port if port is None else port
     what = (
-        f"the bundle {settings.bundle}"
-        if settings.bundle
+        f"the bundle {config.bundle_file}"
+        if config.bundle_file
         else f"the {config.tracking.registered_model} champion"
     )
     # The command's output (STYLE 14): where to go, before uvicorn's own log lines.

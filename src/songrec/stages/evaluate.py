@@ -26,9 +26,10 @@ import yaml
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import EvaluateConfig
 from songrec.core.io import read_json, read_parquet, require, write_json
-from songrec.evaluation.metrics import continuation_metrics, genre_metrics, popularity_metrics
+from songrec.evaluation.metrics import continuation_metrics, measure_bundle
 from songrec.evaluation.plots import confusion_matrix_plot, continuation_plot, popularity_plot
 from songrec.models.bundle import SongrecBundle
+from songrec.models.recommender.base import Recommender
 from songrec.models.recommender.baselines import MostPopularRecommender, RandomRecommender
 from songrec.models.reference import ReferenceRecommender
 from songrec.tracking.promotion import promote
@@ -49,19 +50,20 @@ def evaluate_offline(
     seed: int,
 ) -> dict[str, Any]:
     """Every offline metric of one bundle, with the baselines on the same evaluation playlists."""
-    test = catalog[catalog["split"] == "test"]
-    genre = genre_metrics(bundle, test)
-    popularity = popularity_metrics(bundle, test)
+    measured = measure_bundle(bundle, catalog, eval_playlists, ks)
+    genre, popularity = measured.genre, measured.popularity
     index = pd.Index(catalog["track_id"])
-    approaches = {
-        "songrec": bundle.recommender,
+    baselines: dict[str, Recommender] = {
         "reference": ReferenceRecommender(reference, catalog),
         "most_popular": MostPopularRecommender(catalog["popularity"].to_numpy()),
         "random": RandomRecommender(len(catalog), seed),
     }
     continuation = {
-        name: continuation_metrics(recommender, index, eval_playlists, ks)
-        for name, recommender in approaches.items()
+        "songrec": measured.continuation,
+        **{
+            name: continuation_metrics(recommender, index, eval_playlists, ks)
+            for name, recommender in baselines.items()
+        },
     }
     top = max(ks)
     reference_recall = continuation["reference"][f"recall_at_{top}"]
@@ -74,23 +76,14 @@ def evaluate_offline(
             continuation["songrec"][f"recall_at_{top}"] / reference_recall if reference_recall > 0 else None
         ),
     }
+    test_tracks = measured.test_tracks
     return {
-        "genre": {"accuracy": genre["accuracy"], "macro_f1": genre["macro_f1"], "test_tracks": len(test)},
-        "popularity": {"r2": popularity["r2"], "mae": popularity["mae"], "test_tracks": len(test)},
+        "genre": {"accuracy": genre["accuracy"], "macro_f1": genre["macro_f1"], "test_tracks": test_tracks},
+        "popularity": {"r2": popularity["r2"], "mae": popularity["mae"], "test_tracks": test_tracks},
         "recommender": recommender_json,
+        "gated": measured.gated,
         "_confusion": (genre["confusion_matrix"], genre["labels"]),
         "_popularity": (popularity["actual"], popularity["predicted"]),
-    }
-
-
-def gated_metrics(results: dict[str, Any]) -> dict[str, float]:
-    """The flat metrics the promotion gate compares (bundle_metrics gives the same for a champion)."""
-    return {
-        "genre_accuracy": results["genre"]["accuracy"],
-        "genre_macro_f1": results["genre"]["macro_f1"],
-        "popularity_r2": results["popularity"]["r2"],
-        "popularity_mae": results["popularity"]["mae"],
-        **results["recommender"]["songrec"],
     }
 
 
@@ -137,7 +130,7 @@ def log_run(
 
     configure(config.tracking)
     params = yaml.safe_load(config.params_file.read_text())
-    metrics = {k: float(v) for k, v in flatten(gated_metrics(results)).items()}
+    metrics = {k: float(v) for k, v in flatten(results["gated"]).items()}
     for name, values in results["recommender"].items():
         if isinstance(values, dict) and name != "songrec":
             metrics.update({f"{name}.{k}": float(v) for k, v in values.items()})
@@ -187,7 +180,7 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     results = evaluate_offline(bundle, reference, catalog, eval_playlists, config.k, config.seed)
     write_outputs(config, results)
     run_id, version = log_run(config, results, ingestion, catalog)
-    decision = promote(config, version, gated_metrics(results), catalog, eval_playlists, run_id)
+    decision = promote(config, version, results["gated"], catalog, eval_playlists, run_id)
     decision = {
         "run_id": run_id,
         "tracking_uri": redact(config.tracking.uri),

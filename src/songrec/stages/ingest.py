@@ -17,19 +17,18 @@ import zipfile
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
-from tqdm import tqdm
 
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import IngestConfig
 from songrec.core.errors import IngestionError
 from songrec.core.io import atomic_dir
+from songrec.core.sources import fetch_url
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 
@@ -116,62 +115,6 @@ def ingestion_record(source: str, sha256: str, frame: pd.DataFrame, size: int) -
 def fetch(config: IngestConfig) -> bytes:
     """Read the whole configured source, with a progress bar; any failure names the source."""
     return fetch_url(config.source, config.s3_endpoint_url, config.timeout_seconds)
-
-
-def fetch_url(source: str, s3_endpoint_url: str | None, timeout: float) -> bytes:
-    """Read a path or file://, http(s):// or s3:// URL; any failure names the URL."""
-    try:
-        if source.startswith(("http://", "https://")):
-            return _fetch_http(source, timeout)
-        return _fetch_fsspec(source, s3_endpoint_url, timeout)
-    except IngestionError:
-        raise
-    except Exception as exc:
-        raise IngestionError(f"cannot read {source}: {type(exc).__name__}: {exc}") from exc
-
-
-def _fetch_http(url: str, timeout: float) -> bytes:
-    import requests
-
-    with requests.get(url, stream=True, timeout=timeout) as response:
-        if response.status_code >= 400:
-            raise IngestionError(f"cannot read {url}: HTTP {response.status_code} {response.reason}")
-        total = int(response.headers.get("content-length") or 0) or None
-        return _read_chunks(response.iter_content(CHUNK_BYTES), total, url)
-
-
-def _fetch_fsspec(source: str, s3_endpoint_url: str | None, timeout: float) -> bytes:
-    import fsspec
-
-    options: dict[str, Any] = {}
-    if source.startswith("s3://"):
-        options = {
-            "config_kwargs": {
-                "connect_timeout": timeout,
-                "read_timeout": timeout,
-                "retries": {"max_attempts": 2},
-            }
-        }
-        if s3_endpoint_url:
-            options["client_kwargs"] = {"endpoint_url": s3_endpoint_url}
-    with fsspec.open(source, "rb", **options) as handle:
-        total = getattr(handle, "size", None)
-        return _read_chunks(_iter_file(handle), total, source)
-
-
-def _iter_file(handle: IO[bytes]) -> Any:
-    while chunk := handle.read(CHUNK_BYTES):
-        yield chunk
-
-
-def _read_chunks(chunks: Any, total: int | None, source: str) -> bytes:
-    buffer = bytearray()
-    name = source.rsplit("/", 1)[-1]
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {name}", disable=None) as bar:
-        for chunk in chunks:
-            buffer.extend(chunk)
-            bar.update(len(chunk))
-    return bytes(buffer)
 
 
 def run(manager: ConfigurationManager) -> dict[str, Any]:

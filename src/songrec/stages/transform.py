@@ -24,7 +24,7 @@ from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import TransformConfig
 from songrec.contract.features import release_year
 from songrec.contract.schema import DataSchema
-from songrec.core.hashing import stable_uniform
+from songrec.core.hashing import hidden_pairs, stable_uniform
 from songrec.core.io import atomic_dir, read_parquet
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,7 @@ def hold_out_tracks(listings: pd.DataFrame, eval_ids: pd.Index, config: Transfor
         .drop_duplicates()
         .reset_index(drop=True)
     )
-    draw = stable_uniform(pairs["playlist_id"] + "/" + pairs["track_id"], config.seed)
-    rank = pd.Series(draw).groupby(pairs["playlist_id"]).rank(method="first")
-    size = pairs.groupby("playlist_id")["track_id"].transform("size")
-    n_hidden = np.maximum(1, np.ceil(config.holdout_share * size))
-    part = np.where(rank <= n_hidden, "hidden", "visible")
+    part = np.where(hidden_pairs(pairs, config.holdout_share, config.seed), "hidden", "visible")
     return pairs.assign(part=part).sort_values(["playlist_id", "part", "track_id"]).reset_index(drop=True)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from songrec.config.stage_configs import TrackingConfig
 from songrec.core.errors import SongrecError
 from songrec.models.bundle import SongrecBundle
 from songrec.tracking.registry import CHAMPION, load_bundle, version_by_alias
-from songrec.tracking.setup import point_at, redact
+from songrec.tracking.setup import configure, redact
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +113,10 @@ class ChampionSource:
         return None if found is None else str(found.version)
 
     def _point_mlflow(self) -> None:
-        """Point MLflow at the registry, read-only (tracking.configure would create the experiment)."""
-        if self._pointed:
-            return
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        if self.tracking.backend == "dagshub" and self.tracking.password:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = self.tracking.username or ""
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = self.tracking.password
-        point_at(self.tracking.uri)
-        self._pointed = True
+        """Point MLflow at the registry, read-only (logging runs would create the experiment)."""
+        if not self._pointed:
+            configure(self.tracking, create_experiment=False)
+            self._pointed = True
 
     def _fall_back(self, reason: str, serving: ModelRef | None) -> ModelRef:
         if serving is not None and serving.source == "registry":

@@ -17,7 +17,7 @@ import pandas as pd
 
 from songrec.config.stage_configs import EvaluateConfig
 from songrec.evaluation.gate import promotion_decision
-from songrec.evaluation.metrics import bundle_metrics
+from songrec.evaluation.metrics import measure_bundle
 from songrec.tracking.history import record_move
 from songrec.tracking.registry import (
     CHALLENGER,
@@ -104,7 +104,7 @@ def _champion_metrics(
     log.info("measuring champion version %s on the same evaluation data", current.version)
     try:
         champion = load_bundle(f"models:/{name}/{current.version}")
-        return bundle_metrics(champion, catalog, eval_playlists, k), None
+        return measure_bundle(champion, catalog, eval_playlists, k).gated, None
     except Exception as exc:  # whatever the old pickle raises: the gate still has to decide
         problem = f"{type(exc).__name__}: {exc}"
     logged: dict[str, float] = {}

@@ -39,8 +39,9 @@ def point_at(uri: str) -> None:
             os.environ[name] = value
 
 
-def configure(config: TrackingConfig) -> None:
-    """Point MLflow at the configured store; create the experiment if it is new."""
+def configure(config: TrackingConfig, *, create_experiment: bool = True) -> None:
+    """Point MLflow at the configured store; with `create_experiment` (to log runs) also create
+    the experiment if it is new and make it the active one, else only read the registry."""
     import mlflow
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -48,6 +49,11 @@ def configure(config: TrackingConfig) -> None:
         # DagsHub's MLflow endpoint takes basic auth: user name and token.
         os.environ["MLFLOW_TRACKING_USERNAME"] = config.username or ""
         os.environ["MLFLOW_TRACKING_PASSWORD"] = config.password
+    if not create_experiment:
+        # A server logs to a file, not a terminal: no download progress bars.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        point_at(config.uri)
+        return
     if config.backend == "local":
         Path(config.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     point_at(config.uri)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from songrec.core.hashing import stable_uniform
+from songrec.core.hashing import hidden_pairs
 from songrec.models.recommender.base import Playlist, top_k
 from songrec.models.recommender.index import MEMBERSHIP_SIGNALS, SIGNALS, CatalogIndex
 from songrec.models.recommender.reranker import PairwiseReranker, candidate_features
@@ -131,10 +131,7 @@ class HybridRecommender:
         sizes = pairs.groupby("playlist_id")["track_id"].transform("size")
         pairs = pairs[sizes >= self.min_playlist_tracks].reset_index(drop=True)
         # A seed other than the evaluation split's, so the simulated holdout is a fresh draw.
-        draw = stable_uniform(pairs["playlist_id"] + "/" + pairs["track_id"], self.seed + 1)
-        rank = pd.Series(draw).groupby(pairs["playlist_id"]).rank(method="first")
-        size = pairs.groupby("playlist_id")["track_id"].transform("size")
-        hidden = (rank <= np.maximum(1, np.ceil(self.holdout_share * size))).to_numpy()
+        hidden = hidden_pairs(pairs, self.holdout_share, self.seed + 1)
         hidden_keys = set(pairs.loc[hidden, "playlist_id"] + "/" + pairs.loc[hidden, "track_id"])
         member_keys = memberships["playlist_id"] + "/" + memberships["track_id"]
         # Learn from what the simulation leaves visible, exactly as evaluation will.
