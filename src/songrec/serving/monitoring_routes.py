@@ -2,25 +2,28 @@
 
 /labels takes the true rows of new tracks (the source format, held to config/schema.yaml by
 the same checks as the pipeline's validate stage) and stores them; monitoring scores the
-served genre classifier on them and exports them for retraining.
+served genre classifier on them and exports them for retraining. The page is the Jinja2
+template web/templates/monitoring.html; the values it shows are formatted here (`_view`).
 """
 
 from __future__ import annotations
 
-import html
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 
 from songrec.config.stage_configs import ServeConfig
 from songrec.contract.validation import validate_tracks
 from songrec.monitoring import charts
 from songrec.serving.errors import ApiError, error_responses
+from songrec.serving.routes import WEB
 from songrec.store.engine import connect
 from songrec.store.queries import read_table
 from songrec.store.schema import alerts, drift_runs, labels, online_quality, promotions, retraining_decisions
@@ -42,6 +45,7 @@ class LabelsResponse(BaseModel):
 
 def monitoring_router(config: ServeConfig) -> APIRouter:
     router = APIRouter()
+    templates = Jinja2Templates(directory=WEB / "templates")
     state: dict[str, Any] = {}
 
     def engine() -> Any:
@@ -118,14 +122,17 @@ def monitoring_router(config: ServeConfig) -> APIRouter:
         return {"accepted": len(records)}
 
     @router.get("/monitoring", response_class=HTMLResponse, include_in_schema=False)
-    def page() -> HTMLResponse:
+    def page(request: Request) -> Response:
         try:
             tables = _tables(engine())
         except Exception as exc:
-            return HTMLResponse(
-                _page_html(None, f"the monitoring store is unavailable: {exc}"), status_code=503
+            return templates.TemplateResponse(
+                request,
+                "monitoring.html",
+                _view(None, f"the monitoring store is unavailable: {exc}"),
+                status_code=503,
             )
-        return HTMLResponse(_page_html(tables, None))
+        return templates.TemplateResponse(request, "monitoring.html", _view(tables, None))
 
     @router.get("/monitoring/charts/{name}.png", include_in_schema=False)
     def chart(name: str) -> Response:
@@ -152,16 +159,19 @@ def _tables(engine: Any) -> dict[str, pd.DataFrame]:
     }
 
 
-def _table_html(frame: pd.DataFrame, columns: list[str], empty: str, limit: int = 10) -> str:
-    if frame.empty:
-        return f"<p class='empty'>{html.escape(empty)}</p>"
+@dataclass(frozen=True)
+class _Table:
+    """A table of the page, its cells formatted: no rows shows the `empty` sentence instead."""
+
+    columns: list[str]
+    rows: list[list[str]]
+    empty: str
+
+
+def _table(frame: pd.DataFrame, columns: list[str], empty: str, limit: int = 10) -> _Table:
+    """The last `limit` rows of `frame`, newest first."""
     rows = frame.tail(limit).iloc[::-1]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(row[c]))}</td>" for c in columns) + "</tr>"
-        for _, row in rows.iterrows()
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _Table(columns, [[_cell(row[c]) for c in columns] for _, row in rows.iterrows()], empty)
 
 
 def _cell(value: Any) -> str:
@@ -174,45 +184,34 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _page_html(tables: dict[str, pd.DataFrame] | None, error: str | None) -> str:
-    sections = f"<p class='error'>{html.escape(error)}</p>" if error else ""
-    if tables is not None:
-        latest = tables["drift_runs"].tail(1)
-        verdict = "no drift run yet"
-        if not latest.empty:
-            row = latest.iloc[0]
-            share = row["drift_share"]
-            shown = "n/a" if share is None or pd.isna(share) else f"{share:.0%}"
-            state = "DRIFT" if bool(row["dataset_drift"]) else "no drift"
-            verdict = f"last run {_cell(row['time'])} UTC: {state} ({shown} of features drifted)"
-        sections += f"""
-<section><h2>Data drift</h2><p id="drift-verdict">{html.escape(verdict)}</p>
-<img id="chart-drift_share" src="/monitoring/charts/drift_share.png" alt="drift share over time">
-<img id="chart-feature_drift" src="/monitoring/charts/feature_drift.png" alt="per-feature drift"></section>
-<section><h2>Online quality by model version</h2>
-<img id="chart-quality" src="/monitoring/charts/quality.png" alt="hit rate and similarity by model version">
-{
-            _table_html(
+def _verdict(drift_runs: pd.DataFrame) -> str:
+    latest = drift_runs.tail(1)
+    if latest.empty:
+        return "no drift run yet"
+    row = latest.iloc[0]
+    share = row["drift_share"]
+    shown = "n/a" if share is None or pd.isna(share) else f"{share:.0%}"
+    state = "DRIFT" if bool(row["dataset_drift"]) else "no drift"
+    return f"last run {_cell(row['time'])} UTC: {state} ({shown} of features drifted)"
+
+
+def _view(tables: dict[str, pd.DataFrame] | None, error: str | None) -> dict[str, Any]:
+    """The context of monitoring.html: the error, or the drift verdict and the tables."""
+    if tables is None:
+        return {"error": error, "verdict": None, "tables": None}
+    return {
+        "error": error,
+        "verdict": _verdict(tables["drift_runs"]),
+        "tables": {
+            "online_quality": _table(
                 tables["online_quality"],
                 ["day", "model_version", "requests", "hit_rate", "mean_similarity", "genre_accuracy"],
                 "no traffic yet",
-            )
-        }</section>
-<section><h2>Promotions and rollbacks</h2>
-{_table_html(tables["promotions"], ["time", "action", "from_version", "to_version", "reason"], "none yet")}
-</section>
-<section><h2>Retraining decisions</h2>
-{_table_html(tables["decisions"], ["time", "triggered", "reason"], "none yet")}</section>
-<section><h2>Alerts</h2>
-{_table_html(tables["alerts"], ["time", "kind", "message", "delivery"], "no alerts")}</section>"""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>songrec monitoring</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #222; }}
-img {{ max-width: 100%; display: block; margin: 0.5rem 0; }}
-table {{ border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1.5rem; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }}
-.empty {{ color: #888; }} .error {{ color: #b00; }}
-</style></head>
-<body><h1>songrec monitoring</h1><p><a href="/">recommendations</a> · <a href="/docs">API</a></p>
-{sections}</body></html>"""
+            ),
+            "promotions": _table(
+                tables["promotions"], ["time", "action", "from_version", "to_version", "reason"], "none yet"
+            ),
+            "decisions": _table(tables["decisions"], ["time", "triggered", "reason"], "none yet"),
+            "alerts": _table(tables["alerts"], ["time", "kind", "message", "delivery"], "no alerts"),
+        },
+    }
