@@ -48,6 +48,36 @@ def test_second_repro_reruns_nothing(repo: Path) -> None:
     assert run_cli("dvc", "status", "-q", cwd=repo, check=False).returncode == 0
 
 
+def changed_stages(repo: Path) -> set[str]:
+    status = json.loads(run_cli("dvc", "status", "--json", cwd=repo).stdout or "{}")
+    return {name.split(":")[-1] for name in status}
+
+
+def test_editing_any_module_a_stage_imports_makes_it_stale(repo: Path) -> None:
+    """For every stage, a module it reaches only through others (the kind a hand-written list
+    forgets): editing it makes exactly the stages that run it stale, and no other."""
+    from songrec.orchestration.registry import STAGES
+
+    source = repo / "src"
+    code = {stage.name: {p.relative_to(repo) for p in stage.code(source)} for stage in STAGES}
+    for stage in STAGES:
+        own = Path("src/songrec/stages") / f"{stage.name}.py"
+        # the module the fewest other stages run, so that the check tells stages apart
+        module = min(
+            sorted(code[stage.name] - {own}),
+            key=lambda m: (sum(m in files for files in code.values()), -len(m.parts)),
+        )
+        path = repo / module
+        original = path.read_bytes()
+        try:
+            path.write_bytes(original + b"\n# edited\n")
+            expected = {name for name, files in code.items() if module in files}
+            assert changed_stages(repo) == expected, f"editing {module}"
+        finally:
+            path.write_bytes(original)
+    assert changed_stages(repo) == set()
+
+
 def test_a_params_key_reruns_only_the_stages_that_read_it(repo: Path) -> None:
     edit_yaml(repo / "params.yaml", {"evaluate.promotion.tolerances.popularity_r2": 0.02})
     assert stages_run(run_cli("dvc", "repro", cwd=repo).stdout) == ["evaluate"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.airflow.conftest import dvc_project
+from tests.orchestration.airflow.conftest import dvc_project
 from tests.conftest import BIN, free_port, run_cli
 from tests.services import process_group, wait_http
 

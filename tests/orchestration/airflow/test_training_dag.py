@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.airflow.conftest import dvc_project, fresh_dagbag, task_states
+from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ import pandas as pd
 import pendulum
 import pytest
 
-from tests.airflow.conftest import dvc_project, fresh_dagbag, task_states
+from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.conftest import SOURCE, free_port, run_cli
 
 pytestmark = pytest.mark.slow

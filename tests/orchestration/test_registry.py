@@ -60,3 +60,20 @@ def test_configuration_manager_creates_nothing(project: Path) -> None:
     before = sorted(p.relative_to(project) for p in project.rglob("*"))
     ConfigurationManager(project)
     assert sorted(p.relative_to(project) for p in project.rglob("*")) == before
+
+
+def test_a_stage_depends_on_the_code_it_reaches_through_others() -> None:
+    """The two arrows a hand-written list missed: transform's release year, train's holdout draw."""
+    source = ROOT / "src"
+
+    def code(name: str) -> set[str]:
+        return {p.relative_to(ROOT).as_posix() for p in get_stage(name).code(source)}
+
+    assert "src/songrec/contract/features.py" in code("transform")
+    assert "src/songrec/core/hashing.py" in code("train")
+    # the code that scores the unpickled bundle, though evaluate never imports it by name
+    assert "src/songrec/models/recommender/reranker.py" in code("evaluate")
+    assert "src/songrec/serving/app.py" not in code("evaluate")
+    assert not any(
+        "/serving/" in path or "/orchestration/" in path for name in STAGE_NAMES for path in code(name)
+    )
