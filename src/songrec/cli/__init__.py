@@ -1,0 +1,1 @@
+"""The `songrec` command and its end-of-pipeline summary."""

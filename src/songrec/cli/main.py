@@ -74,7 +74,7 @@ def run(stage: str) -> None:
         raise click.BadParameter(f"unknown stage {stage!r}; stages: {', '.join(STAGE_NAMES)}, all")
     if "OMP_NUM_THREADS" not in os.environ:
         # One thread per stage process: stages share the machine with Airflow, MLflow and the API,
-        # and a single thread was faster than two contended ones (14 s against 21 s for `train`).
+        # and a single thread beat two contended ones.
         os.environ["OMP_NUM_THREADS"] = "1"
     manager = _manager()
     for entry in STAGES if stage == "all" else (get_stage(stage),):

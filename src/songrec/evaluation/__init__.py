@@ -1,0 +1,3 @@
+"""Evaluation: offline metrics of a bundle (genre, popularity, playlist continuation), plots, and
+the promotion rule.
+"""

@@ -15,7 +15,7 @@ CHARTS = ("drift_share", "feature_drift", "quality")
 
 
 def _pyplot() -> Any:
-    """matplotlib, imported at the first chart rather than at the API's start (0.3 s of it)."""
+    """matplotlib, imported at the first chart rather than at the API's start (it is slow to import)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,4 @@
 """The HTTP API and the web page: the champion model served to programs and to people.
 
-server.run_server starts uvicorn on app.create_app; the README's "Serving" section documents it.
+server.run_server starts uvicorn on app.create_app; docs/serving.md documents it.
 """

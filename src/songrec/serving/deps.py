@@ -54,19 +54,19 @@ class ComputePool:
     the only one in the server, else in `size` threads (serve.compute_threads; 0: always on
     the event loop).
 
-    Short work (a route whose answers recently took under `short_seconds` of CPU; the shipped
-    catalog's recommendations take 0.6-1.0 ms) is computed on the loop: each thread hand-over
-    costs about as much again, and with 16 clients the loop answered 1,717 requests/s (p99
-    16 ms) where two threads answered 903 (p99 32 ms). Long work goes to the threads when
-    others wait, which keeps the loop taking requests in order: computed on the loop, 16
-    clients of a 1,000,000-track catalog (20-30 ms an answer) saw a p99 of 1.2-2.2 s, against
-    0.3 s in threads. Alone, even long work is computed on the loop (no hand-over to wait
-    for). A request only shows itself to `requests_in_server` once the loop has read it, so
-    before computing on the loop the answer yields to it once: without that, each request ran
-    whole in one step of the loop, always found itself alone, and 16 clients were served one
-    by one. Two threads, not FastAPI's 40: 16 threads fighting over the GIL answered 300
-    requests/s on 2 CPUs, two answered 450. Other blocking routes (a model reload, a feedback
-    look-up) keep FastAPI's pool, so they never hold up a recommendation.
+    Short work (a route whose answers recently took under `short_seconds` of CPU, as the
+    shipped catalog's recommendations do) is computed on the loop: a thread hand-over costs
+    about as much again, so the loop answers more requests than the threads do. Long work (a
+    catalog of a million tracks) goes to the threads when others wait, which keeps the loop
+    taking requests in order: computed on the loop, its tail latency under concurrent clients
+    was several times worse. Alone, even long work is computed on the loop (no hand-over to
+    wait for). A request only shows itself to `requests_in_server` once the loop has read it,
+    so before computing on the loop the answer yields to it once: without that, each request
+    ran whole in one step of the loop, always found itself alone, and concurrent clients were
+    served one by one. Few threads, not FastAPI's 40: many threads fighting over the GIL
+    answer fewer requests than two. Other blocking routes (a model reload, a feedback look-up)
+    keep FastAPI's pool, so they never hold up a recommendation. bench/serving.py measures
+    all of this.
     """
 
     def __init__(self, size: int, short_seconds: float = 0.002) -> None:

@@ -56,7 +56,7 @@ def run_server(
 
 def _one_blas_thread() -> Any:
     """Requests run in parallel threads; a BLAS thread pool per call on top of them oversubscribes
-    the CPUs (at 50,000 tracks and concurrency 16, /recommend fell from 400 to 8 requests/s)."""
+    the CPUs (with a large catalog and concurrent clients, throughput collapsed)."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")

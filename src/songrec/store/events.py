@@ -72,8 +72,8 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 def pack_event(event: RequestEvent | FeedbackEvent) -> bytes:
-    """The event pickled as plain values: 5 microseconds, where pickling the dataclass with its
-    UUID and datetime took 29. At concurrency 1 this is on the path to the next request."""
+    """The event pickled as plain values, several times cheaper than pickling the dataclass with
+    its UUID and datetime. At concurrency 1 this is on the path to the next request."""
     moment = (event.time - _EPOCH) // _MICROSECOND  # exact, where a float timestamp is not
     if isinstance(event, FeedbackEvent):
         return pickle.dumps((False, event.request_id.bytes, event.track_id, event.event, moment))

@@ -41,24 +41,24 @@ PIPE_CHUNKS = 1_000  # deliveries on their way to the writer, at most
 class EventStore:
     """Writes request and feedback events to a SQL database from a separate writer process.
 
-    `log_request` and `log_feedback` never block and never raise: they pickle the event (5
-    microseconds, after the response has gone; see `pack_event`) and append it to a bounded in-memory buffer,
-    or count it as dropped when the buffer is full. Every `flush_interval` a shipper thread
-    hands what gathered to the writer process in a few chunks (one pipe write per chunk, not
-    per event); the writer writes each delivery in one transaction. Pickling each event as it
-    comes spreads that work evenly: pickled a flush's worth at a time (2 ms at 350 requests/s,
-    in 0.3 ms pieces) it held the GIL while requests waited. The writer is a process, not a
-    thread, so that its Python and SQL work never holds this process's GIL, and it runs at the
-    lowest CPU priority (SCHED_IDLE, else nice 19): requests get the CPU first. When a write
-    fails (store down, tables not creatable) the events are dropped and counted, and the store
-    is not tried again for `retry_seconds`. Reads (`count`, `has_request`) use this process's own connections.
+    `log_request` and `log_feedback` never block and never raise: they pickle the event (after
+    the response has gone; see `pack_event`) and append it to a bounded in-memory buffer, or
+    count it as dropped when the buffer is full. Every `flush_interval` a shipper thread hands
+    what gathered to the writer process in a few chunks (one pipe write per chunk, not per
+    event); the writer writes each delivery in one transaction. Each event is pickled as it
+    comes, which spreads that work evenly: a flush's worth pickled at once held the GIL while
+    requests waited. The writer is a process, not a thread, so that its Python and SQL work
+    never holds this process's GIL, and it runs at the lowest CPU priority (SCHED_IDLE, else
+    nice 19): requests get the CPU first. When a write fails (store down, tables not creatable)
+    the events are dropped and counted, and the store is not tried again for `retry_seconds`.
+    Reads (`count`, `has_request`) use this process's own connections.
 
     Bursts: while the API spends more than `busy_share` of its time answering requests, the
     shipper holds the events in the buffer for up to `hold_seconds` (or until it holds half of
     `queue_size`) and hands them over when the burst ends, so that neither the hand-over nor
-    the writes compete with the burst for the CPU (on a 2-CPU machine they cost /recommend's
-    p99 +20 to +200 % at full speed). After its hold, a burst is written as it comes. `flush`
-    and `stop` hand everything over at once. 0 seconds: never hold.
+    the writes compete with the burst for the CPU (on two CPUs they showed in /recommend's p99
+    at full speed; bench/serving.py measures it). After its hold, a burst is written as it
+    comes. `flush` and `stop` hand everything over at once. 0 seconds: never hold.
 
     The writer starts with multiprocessing's "spawn" method (a fork of a threaded server is not
     safe), which imports the main module again in the writer: a script that starts the app

@@ -190,9 +190,9 @@ class SqliteInserts:
     """The three INSERTs for SQLite, compiled once, fed to sqlite3's executemany as tuples.
 
     The same values SQLAlchemy would bind (its own bind processors for the UUID, time and JSON
-    columns; a test compares the stored rows), without its per-row parameter handling: the
-    writer spends 45 instead of 100 microseconds of CPU per /recommend event (10 ranked
-    tracks), CPU that on a small machine is taken from the API.
+    columns; a test compares the stored rows), without its per-row parameter handling, which
+    cost the writer about twice the CPU per event: CPU that on a small machine is taken from
+    the API.
     """
 
     def __init__(self, dialect: Any) -> None:

@@ -16,7 +16,7 @@ CHALLENGER = "challenger"
 PREVIOUS_CHAMPION_TAG = "previous_champion"
 
 
-# What a pyfunc model of songrec needs besides songrec itself (explicit: inferring costs ~15 s).
+# What a pyfunc model of songrec needs besides songrec itself (explicit: inferring them is slow).
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "joblib", "pyarrow")
 
 

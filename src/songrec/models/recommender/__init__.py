@@ -1,0 +1,3 @@
+"""The recommender: a playlist in, one score per catalog track out; songrec's hybrid ranker, its
+re-ranker, and the baselines.
+"""
