@@ -32,7 +32,7 @@ run: setup  ## the main job: the whole pipeline on the shipped data, then its ke
 repro: setup  ## dvc repro (only what changed reruns)
 	dvc repro
 
-test: setup  ## the test suite (real MLflow, DVC, S3 and database services; see README)
+test: setup  ## the test suite (real MLflow, DVC, S3 and database services; see docs/development.md)
 	pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: setup  ## ruff, formatting and mypy
@@ -47,7 +47,7 @@ format: setup  ## format the code
 serve: setup  ## the API and web page on the champion (http://127.0.0.1:8000)
 	songrec serve
 
-bench: setup  ## the benchmarks (pipeline, serving, monitoring): they measure and print, never assert
+bench: setup  ## the benchmarks (pipeline, serving, monitoring): they measure, print and write bench/RESULTS.md
 	python bench/pipeline.py
 	python bench/serving.py
 	python bench/monitoring.py

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+from results import run_and_record  # bench/results.py
 from sqlalchemy import insert
 
 from songrec.config.manager import ConfigurationManager
@@ -118,4 +119,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_and_record("monitoring", main))

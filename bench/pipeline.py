@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results import run_and_record  # bench/results.py
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPY = ("config", "src", "dags", "params.yaml", "dvc.yaml", ".dvcignore", "data/source", "data/additions")
@@ -134,4 +136,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_and_record("pipeline", main))

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import requests
+from results import run_and_record  # bench/results.py
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -640,4 +641,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_and_record("serving", main))

@@ -55,7 +55,7 @@ airflow_init() {
   say "migrating Airflow's metadata database"
   airflow db migrate
   local pool
-  pool=$(python -c 'from songrec.orchestration import DVC_POOL; print(DVC_POOL)')
+  pool=$(python -c 'from songrec.orchestration.dvc_runner import DVC_POOL; print(DVC_POOL)')
   # Every stage task takes this pool's only slot: one DVC command at a time, across all workers.
   airflow pools set "$pool" 1 "one DVC command at a time on the songrec workspace"
   say "Airflow is initialised"

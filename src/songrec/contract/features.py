@@ -6,18 +6,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-# Catalog columns that describe a track (besides its audio features and labels).
-TRACK_COLUMNS = (
-    "track_id",
-    "track_name",
-    "track_artist",
-    "track_album_id",
-    "track_album_name",
-    "release_date",
-    "year",
-    "popularity",
-)
-
 
 def release_year(dates: pd.Series) -> pd.Series:
     """The year of a Spotify release date given as YYYY, YYYY-MM or YYYY-MM-DD."""

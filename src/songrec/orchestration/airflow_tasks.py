@@ -14,6 +14,7 @@ import pendulum
 from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowFailException
 
+from songrec.orchestration.dvc_runner import DVC_POOL
 from songrec.orchestration.registry import STAGES, Stage
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -37,7 +38,7 @@ DAG_DEFAULTS: dict[str, Any] = {
 def stage_task(stage: Stage) -> Any:
     """The Airflow task that runs one stage through DVC and returns its summary as XCom."""
 
-    @task(task_id=stage.name, pool="songrec_dvc", doc_md=stage.description)
+    @task(task_id=stage.name, pool=DVC_POOL, doc_md=stage.description)
     def run() -> dict[str, Any]:
         from songrec.orchestration.dvc_runner import StageFailed, run_stage
 

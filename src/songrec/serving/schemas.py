@@ -37,10 +37,9 @@ from songrec.config.stage_configs import ServeConfig
 from songrec.contract.features import numeric_features
 from songrec.contract.schema import ColumnRule, DataSchema
 
-# `year` (models/features.py) is the release year of this column of the source data.
+# `year` (contract/features.py) is the release year of this column of the source data.
 RELEASE_DATE_COLUMN = "track_album_release_date"
 TRACK_ID_COLUMN = "track_id"
-FEEDBACK_EVENTS = ("play", "skip", "like", "dislike")
 MAX_TEXT = 500
 
 

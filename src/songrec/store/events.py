@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-FEEDBACK_EVENTS = ("play", "skip", "like", "dislike")
-
 
 def new_request_id() -> uuid.UUID:
     """A time-ordered UUID (the version 7 layout: milliseconds since the epoch, then random bits).

@@ -1,8 +1,5 @@
-"""The monitoring store: drift runs, online quality, labels, alerts, promotions, decisions.
-
-These tables sit beside the request log (serving/events.py) on the same SQLAlchemy MetaData,
-in the same database: a SQLite file by default, PostgreSQL by SONGREC_EVENT_STORE_URL. The
-Grafana dashboard and the API's /monitoring page read them.
+"""Reading and writing the event store's tables (store/schema.py): the monitoring run's window
+of requests, recommendations and feedback; labels; per-day quality; any table for a page.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from songrec.store.engine import make_engine
 from songrec.store.events import EventStats, FeedbackEvent, RequestEvent, pack_event
-from songrec.store.schema import metadata, requests_table
+from songrec.store.schema import requests_table
 from songrec.store.writer import BATCHES, DROPPED_DOWN, LOGGED, PROCESSED, UP, WriterSettings, writer_main
 
 log = logging.getLogger(__name__)
@@ -149,9 +149,6 @@ class EventStore:
             self._pipe = None  # its semaphores go with it, not at interpreter exit
         if self._engine is not None:
             self._engine.dispose()
-
-    def create_tables(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
 
     # ----------------------------------------------------------------------- the API side
 
