@@ -1,8 +1,11 @@
-"""The request path's answers equal the bundle's; the request contract follows the data contract."""
+"""CatalogView's answers against independent expectations, the pyfunc's recommendations as a
+frame, and the request contract following the data contract."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,12 +14,15 @@ from pydantic import ValidationError
 
 from songrec.config.stage_configs import ServeConfig
 from songrec.contract.schema import ColumnRule, DataSchema
-from songrec.core.errors import ConfigError
 from songrec.models.bundle import SongrecBundle
-from songrec.models.catalog_view import CatalogView, FeatureRow
+from songrec.models.catalog_view import SPOTIFY_TRACK_URL, CatalogView, FeatureRow
+from songrec.models.pyfunc import RECOMMENDATION_COLUMNS, SongrecPyfunc
+from songrec.models.recommender.base import Playlist, top_k
+from songrec.models.recommender.hybrid import HybridRecommender
 from songrec.serving.schemas import build_request_models
-from songrec.serving.settings import ServingSettings
 from tests.serving.conftest import feature_row, playlist_ids
+
+UNKNOWN_ID = "0000000000000000000000"
 
 
 @pytest.fixture(scope="module")
@@ -24,39 +30,95 @@ def view(bundle: SongrecBundle) -> CatalogView:
     return CatalogView(bundle)
 
 
-def _rows_frame(bundle: SongrecBundle, rows: list[dict[str, object]]) -> pd.DataFrame:
-    return pd.DataFrame(rows)[[*bundle.numeric_features, "track_artist"]]
+def _values(bundle: SongrecBundle, row: dict[str, object]) -> list[float]:
+    return [float(row[name]) for name in bundle.numeric_features]  # type: ignore[arg-type]
+
+
+def _feature_rows(bundle: SongrecBundle, rows: list[dict[str, object]]) -> list[FeatureRow]:
+    return [FeatureRow(_values(bundle, r), r["track_artist"]) for r in rows]  # type: ignore[arg-type]
+
+
+def _expected_recommendations(
+    bundle: SongrecBundle, track_ids: list[str], rows: list[dict[str, object]], k: int
+) -> tuple[pd.DataFrame, list[str]]:
+    """The answer built from the recommender's scores alone: top_k over score(), the fitted
+    chance rounded to 6 decimals, and the catalog's columns at those positions."""
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender)
+    positions, unknown = bundle.positions_of(track_ids)
+    playlist = Playlist(positions=positions)
+    if rows:
+        playlist = Playlist(
+            positions=positions,
+            extra_features=np.array([_values(bundle, r) for r in rows]),
+            extra_artists=tuple(r["track_artist"] for r in rows),  # type: ignore[misc]
+            extra_years=np.array([float(r["year"]) for r in rows]),  # type: ignore[arg-type]
+        )
+    scores = recommender.score(playlist)
+    best = top_k(scores, k, exclude=positions)
+    chosen = bundle.catalog.iloc[best]
+    expected = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(best) + 1),
+            "track_id": chosen["track_id"].tolist(),
+            "track_name": chosen["track_name"].tolist(),
+            "track_artist": chosen["track_artist"].tolist(),
+            "genre": [str(g) for g in bundle.display_genre[best]],
+            "score": np.round(recommender.probability(scores[best]), 6),
+            "spotify_url": [f"https://open.spotify.com/track/{t}" for t in chosen["track_id"]],
+        }
+    )
+    return expected, unknown
 
 
 @pytest.mark.parametrize("offset", [0, 3, 7])
-def test_recommendations_equal_the_bundles(bundle: SongrecBundle, view: CatalogView, offset: int) -> None:
-    ids = [*playlist_ids(bundle, size=6, offset=offset), "0000000000000000000000"]
+def test_recommendations_are_the_top_k_of_the_scores(
+    bundle: SongrecBundle, view: CatalogView, offset: int
+) -> None:
+    ids = [*playlist_ids(bundle, size=6, offset=offset), UNKNOWN_ID]
     rows = [feature_row(bundle, 10 + offset), feature_row(bundle, 20 + offset, track_artist=None)]
     for track_ids, feature_rows in ((ids, []), ([], rows), (ids, rows)):
-        expected = bundle.recommend(
-            track_ids, _rows_frame(bundle, feature_rows) if feature_rows else None, k=25
-        )
-        resolved = view.resolve(track_ids)
-        answer = view.recommend(
-            resolved,
-            [
-                FeatureRow([float(r[n]) for n in bundle.numeric_features], r["track_artist"])
-                for r in feature_rows
-            ],  # type: ignore[arg-type]
-            k=25,
-        )
-        got = pd.DataFrame(answer.tracks)
-        pd.testing.assert_frame_equal(
-            got[list(expected.tracks.columns)], expected.tracks, check_dtype=False, check_exact=True
-        )
-        assert answer.unknown_track_ids == expected.unknown_track_ids
+        expected, unknown = _expected_recommendations(bundle, track_ids, feature_rows, k=25)
+        answer = view.recommend(view.resolve(track_ids), _feature_rows(bundle, feature_rows), k=25)
+        assert len(answer.tracks) == 25
+        pd.testing.assert_frame_equal(pd.DataFrame(answer.tracks), expected, check_exact=True)
+        assert answer.unknown_track_ids == unknown == ([UNKNOWN_ID] if track_ids else [])
 
 
-def test_search_equals_the_bundles(bundle: SongrecBundle, view: CatalogView) -> None:
-    artist = str(bundle.catalog["track_artist"].value_counts().index[1])
-    for query in ("a", "the", artist[:4], artist.upper(), " love ", "zzzzqqq", ""):
-        expected = bundle.search(query, limit=15)["track_id"].tolist()
-        assert [view.track_ids[p] for p in view.search(query, 15)] == expected, query
+def test_search_is_a_filter_of_the_catalog_most_popular_first(
+    bundle: SongrecBundle, view: CatalogView
+) -> None:
+    catalog = bundle.catalog
+    names = catalog["track_name"].fillna("").str.lower()
+    artists = catalog["track_artist"].fillna("").str.lower()
+    artist = str(catalog["track_artist"].value_counts().index[1])
+    for query in ("a", "the", artist[:4], artist.upper(), " love ", "zzzzqqq", "", "  "):
+        needle = query.strip().lower()
+        hits = catalog[names.str.contains(needle, regex=False) | artists.str.contains(needle, regex=False)]
+        ranked = hits.sort_values(["popularity", "track_id"], ascending=[False, True])["track_id"]
+        for limit in (0, 15):
+            expected = ranked.head(limit).tolist() if needle else []
+            assert [view.track_ids[p] for p in view.search(query, limit)] == expected, (query, limit)
+    assert len(view.search("a", 15)) == 15  # more hits than the limit: the cut, so the order, is tested
+
+
+def test_the_pyfunc_recommends_as_the_view_does(
+    bundle_file: Path, bundle: SongrecBundle, view: CatalogView
+) -> None:
+    model = SongrecPyfunc()
+    model.load_context(SimpleNamespace(artifacts={"bundle": str(bundle_file)}))
+    ids = playlist_ids(bundle, size=5)
+    rows = [feature_row(bundle, 10), feature_row(bundle, 20, track_artist=None)]
+    # Known ids by id; an unknown id with features and rows without an id by their features.
+    frame = pd.DataFrame([{"track_id": i} for i in ids] + [{**rows[0], "track_id": UNKNOWN_ID}, rows[1]])
+    got = model.predict(None, frame, {"task": "recommend", "k": 12})
+    answer = view.recommend(view.resolve(ids), _feature_rows(bundle, rows), k=12)
+    pd.testing.assert_frame_equal(got, pd.DataFrame(answer.tracks), check_exact=True)
+    assert got["rank"].dtype == np.int64 and got["score"].dtype == np.float64
+    assert got["spotify_url"].tolist() == [SPOTIFY_TRACK_URL.format(t) for t in got["track_id"]]
+    empty = model.predict(None, frame, {"task": "recommend", "k": 0})
+    assert list(empty.columns) == list(RECOMMENDATION_COLUMNS) and empty.empty
+    assert empty["rank"].dtype == np.int64 and empty["score"].dtype == np.float64
 
 
 def test_duplicate_ids_count_once_and_keep_their_first_position(
@@ -108,19 +170,3 @@ def test_limits_come_from_the_serve_config(base_config: ServeConfig) -> None:
         models.recommend.model_validate({"track_ids": ["0" * 22], "k": 4})
     with pytest.raises(ValidationError, match="at most 2"):
         models.recommend.model_validate({"track_ids": ["0" * 22] * 3})
-
-
-def test_serving_settings_from_the_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    assert ServingSettings.from_environ({}) == ServingSettings(bundle=None, event_logging=True)
-    assert not ServingSettings.from_environ({"SONGREC_EVENT_LOGGING": "off"}).event_logging
-    with pytest.raises(ConfigError, match="SONGREC_EVENT_LOGGING = 'maybe'"):
-        ServingSettings.from_environ({"SONGREC_EVENT_LOGGING": "maybe"})
-    assert ServingSettings.from_environ({"SONGREC_EVENT_HOLD_SECONDS": "0"}).event_hold_seconds == 0
-    for wrong in ("soon", "-1", "nan", "7200"):
-        with pytest.raises(ConfigError, match=f"SONGREC_EVENT_HOLD_SECONDS = '{wrong}': must be a number"):
-            ServingSettings.from_environ({"SONGREC_EVENT_HOLD_SECONDS": wrong})
-    with pytest.raises(ConfigError, match="SONGREC_BUNDLE = .*no such file"):
-        ServingSettings.from_environ({"SONGREC_BUNDLE": str(tmp_path / "missing.joblib")})
-    file = tmp_path / "b.joblib"
-    file.write_bytes(b"x")
-    assert ServingSettings.from_environ({"SONGREC_BUNDLE": str(file)}).bundle == file.resolve()

@@ -156,3 +156,20 @@ def test_swapping_the_champion_under_load_fails_no_request(
     assert set(statuses) == {"200"}, statuses
     assert statuses["200"] > 100
     assert set(versions) == {"1", "2"}, versions  # both models answered while the other loaded
+
+
+@pytest.mark.parametrize(
+    "pickled",
+    [
+        b"\x80\x04csongrec.models.recommender\nRerankerThatIsGone\n)\x81.",  # a class that moved away
+        b"\x80\x04csongrec.models.gone_module\nHybridRecommender\n)\x81.",  # a module that did
+    ],
+)
+def test_a_bundle_saved_by_other_code_is_refused_with_a_clear_message(tmp_path: Path, pickled: bytes) -> None:
+    path = tmp_path / "old.joblib"
+    path.write_bytes(pickled)
+    source = FileSource(path)
+    with pytest.raises(
+        ModelUnavailable, match="saved by another version of songrec .* register a new version"
+    ):
+        source.load(source.locate())

@@ -1,30 +1,23 @@
 """The model bundle: recommender, genre classifier and popularity regressor over one catalog.
 
 This one object is what `train` writes, what MLflow logs and registers (wrapped as a pyfunc
-model in models/pyfunc.py), and what the API serves. It answers in catalog terms: track ids
-in, track ids with names, artists, genres and scores out.
+model in models/pyfunc.py), and what the API serves. It holds the catalog and predicts genres
+and popularity; recommendations and search are answered by a CatalogView over it
+(models/catalog_view.py), built once per loaded bundle.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from songrec.models.predictors import model_inputs
-from songrec.models.recommender.base import Playlist, Recommender, best_tracks
+from songrec.models.recommender.base import Recommender
 
-SPOTIFY_TRACK_URL = "https://open.spotify.com/track/{}"
 DISPLAY_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_name", "year", "popularity")
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    tracks: pd.DataFrame  # rank, track_id, track_name, track_artist, genre, score, spotify_url
-    unknown_track_ids: list[str]
 
 
 class SongrecBundle:
@@ -75,57 +68,7 @@ class SongrecBundle:
         positions, _ = self.positions_of(track_ids)
         return self.catalog.iloc[positions]
 
-    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
-        """Catalog tracks whose name or artist contains `query` (case-insensitive), most popular first."""
-        needle = query.strip().lower()
-        if not needle:
-            return self.catalog.iloc[:0]
-        names = self.catalog["track_name"].fillna("").str.lower()
-        artists = self.catalog["track_artist"].fillna("").str.lower()
-        hits = self.catalog[
-            names.str.contains(needle, regex=False) | artists.str.contains(needle, regex=False)
-        ]
-        return hits.sort_values(["popularity", "track_id"], ascending=[False, True]).head(limit)
-
-    # ----------------------------------------------------------------------- answers
-
-    def playlist(
-        self, track_ids: Sequence[str] = (), tracks: pd.DataFrame | None = None
-    ) -> tuple[Playlist, list[str]]:
-        """A Playlist from catalog ids and feature rows; also the ids the catalog does not know."""
-        positions, unknown = self.positions_of(track_ids)
-        if tracks is None or tracks.empty:
-            return Playlist(positions=positions), unknown
-        values = tracks[list(self.numeric_features)].to_numpy(dtype=np.float64)
-        artists = tuple(tracks["track_artist"]) if "track_artist" in tracks else (None,) * len(tracks)
-        return (
-            Playlist(
-                positions=positions,
-                extra_features=values,
-                extra_artists=tuple(a if isinstance(a, str) else None for a in artists),
-                extra_years=tracks["year"].to_numpy(dtype=np.float64),
-            ),
-            unknown,
-        )
-
-    def recommend(
-        self, track_ids: Sequence[str] = (), tracks: pd.DataFrame | None = None, k: int = 10
-    ) -> Recommendations:
-        playlist, unknown = self.playlist(track_ids, tracks)
-        best, shown = best_tracks(self.recommender, playlist, k)
-        chosen = self.catalog.iloc[best]
-        frame = pd.DataFrame(
-            {
-                "rank": np.arange(1, len(best) + 1),
-                "track_id": chosen["track_id"].to_numpy(),
-                "track_name": chosen["track_name"].to_numpy(),
-                "track_artist": chosen["track_artist"].to_numpy(),
-                "genre": self.display_genre[best],
-                "score": np.round(shown, 6),
-                "spotify_url": [SPOTIFY_TRACK_URL.format(t) for t in chosen["track_id"]],
-            }
-        )
-        return Recommendations(tracks=frame, unknown_track_ids=unknown)
+    # ----------------------------------------------------------------------- predictions
 
     def predict_genre(self, tracks: pd.DataFrame) -> pd.DataFrame:
         """The predicted genre of each track and the probability of every genre."""

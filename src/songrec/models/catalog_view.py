@@ -1,10 +1,10 @@
-"""Answers from one loaded bundle, on the request path.
+"""Answers from one loaded bundle: recommendations, search, and the rows the predictors read.
 
 `CatalogView` is built once per loaded bundle (off the request path, when the model is loaded
 or swapped in): the catalog's display columns as plain lists and the search order as an array,
 so a recommendation is the recommender's vectorized scoring plus a few list look-ups, without
-building a DataFrame. It answers exactly as SongrecBundle.recommend and SongrecBundle.search do
-(tests/serving/test_inference.py holds them equal); predictions go through the bundle itself.
+building a DataFrame. It is the one implementation of recommending and searching: the API and
+the MLflow pyfunc (models/pyfunc.py) both answer through it; predictions go through the bundle.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from songrec.models.bundle import SPOTIFY_TRACK_URL, SongrecBundle
+from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Playlist, best_tracks
 from songrec.models.recommender.hybrid import HybridRecommender
+
+SPOTIFY_TRACK_URL = "https://open.spotify.com/track/{}"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,18 @@ class FeatureRow:
 
     values: Sequence[float]
     artist: str | None = None
+
+
+def feature_rows(tracks: pd.DataFrame | None, numeric_features: Sequence[str]) -> list[FeatureRow]:
+    """The FeatureRows of a frame of tracks (numeric features, and `track_artist` if present)."""
+    if tracks is None or tracks.empty:
+        return []
+    values = tracks[list(numeric_features)].to_numpy(dtype=np.float64).tolist()
+    artists = tracks["track_artist"].tolist() if "track_artist" in tracks else [None] * len(tracks)
+    return [
+        FeatureRow(row, artist if isinstance(artist, str) else None)
+        for row, artist in zip(values, artists, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -58,16 +72,16 @@ class CatalogView:
         self.years = _integers(catalog["year"])
         self.popularity = _integers(catalog["popularity"])
         self.genres: list[str] = [str(g) for g in bundle.display_genre]
-        # Search scans the catalog most popular first (ties by id), as SongrecBundle.search sorts.
+        # Search scans the catalog most popular first (ties by id): its first hits are the answer.
         popularity = catalog["popularity"].to_numpy(dtype=np.float64)
         self._search_order = np.lexsort((np.asarray(self.track_ids, dtype=object), -popularity))
         self._search_names = [(self.names[i] or "").lower() for i in self._search_order]
         self._search_artists = [(self.artists[i] or "").lower() for i in self._search_order]
-        # A dict answers a request's few ids in microseconds; pandas' get_indexer spent a
-        # quarter of a millisecond per request building an Index from them.
+        # A dict answers a request's few ids at once; pandas' get_indexer builds an Index from
+        # them on every request, which costs more than the rest of the look-up.
         self._positions = {track_id: position for position, track_id in enumerate(self.track_ids)}
         # The predictions look ids up in the bundle's Index, whose hash table pandas builds on
-        # first use (half a second at 1,000,000 tracks): build it now, while loading.
+        # first use (slow for a large catalog): build it now, while loading.
         bundle.track_index.get_indexer(self.track_ids[:1])
         if isinstance(bundle.recommender, HybridRecommender):
             bundle.recommender.index_.prepare()
@@ -103,8 +117,8 @@ class CatalogView:
         }
 
     def search(self, query: str, limit: int) -> list[int]:
-        """Positions of the tracks whose name or artist contains `query` (case-insensitive),
-        most popular first: SongrecBundle.search without building a DataFrame."""
+        """Positions of at most `limit` tracks whose name or artist contains `query`
+        (case-insensitive, surrounding spaces ignored), most popular first, ties by id."""
         needle = query.strip().lower()
         if not needle or limit <= 0:
             return []
@@ -121,7 +135,9 @@ class CatalogView:
     # ----------------------------------------------------------------------- answers
 
     def recommend(self, resolved: Resolved, rows: Sequence[FeatureRow], k: int) -> RecommendAnswer:
-        """SongrecBundle.recommend, answered as dicts."""
+        """The k best tracks for the playlist (never its own), best first, as dicts: rank,
+        track_id, track_name, track_artist, genre, score (the shown chance, 6 decimals) and
+        spotify_url; also the ids the catalog does not know."""
         playlist = self.playlist(resolved.positions, rows)
         best, shown = best_tracks(self.bundle.recommender, playlist, k)
         shown = np.round(shown, 6)
@@ -140,7 +156,8 @@ class CatalogView:
         return RecommendAnswer(tracks=tracks, unknown_track_ids=resolved.unknown)
 
     def playlist(self, positions: np.ndarray, rows: Sequence[FeatureRow]) -> Playlist:
-        """SongrecBundle.playlist from feature rows instead of a DataFrame."""
+        """The Playlist the recommender scores: catalog positions, and feature rows for the
+        tracks the catalog does not know."""
         if not rows:
             return Playlist(positions=positions)
         values = np.asarray([row.values for row in rows], dtype=np.float64)

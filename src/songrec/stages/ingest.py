@@ -109,7 +109,7 @@ def ingestion_record(source: str, sha256: str, frame: pd.DataFrame, size: int) -
     }
 
 
-# --------------------------------------------------------------------------- the edge
+# --------------------------------------------------------------------------- runner
 
 
 def fetch(config: IngestConfig) -> bytes:

@@ -20,8 +20,6 @@ from songrec.core.io import read_parquet, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
-# --------------------------------------------------------------------------- runner
-
 
 def run(manager: ConfigurationManager) -> dict[str, Any]:
     config = manager.validate()

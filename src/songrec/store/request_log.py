@@ -263,9 +263,6 @@ class EventStore:
         return found is not None
 
 
-# --------------------------------------------------------------------------- the writer process
-
-
 class BurstHold:
     """Whether the shipper holds the events: while the API is busy, for at most `seconds` and
     `max_held` events per burst; after that, until the burst ends, they go as they come."""

@@ -47,9 +47,6 @@ class ModelSource(Protocol):
     def load(self, ref: ModelRef) -> SongrecBundle: ...
 
 
-# --------------------------------------------------------------------------- sources
-
-
 class FileSource:
     """A bundle file. Its version changes when the file does (size and modification time)."""
 
@@ -159,10 +156,15 @@ def load_registered_bundle(model_uri: str) -> SongrecBundle:
 def _load_joblib(path: Path) -> SongrecBundle:
     import joblib
 
-    bundle = joblib.load(path)
+    try:
+        bundle = joblib.load(path)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        # A bundle pickled by classes that have since moved or changed: it cannot be served by
+        # this code; train and register a new version (or roll back to one this code can load).
+        raise ModelUnavailable(
+            f"{path} was saved by another version of songrec and cannot be loaded by this one "
+            f"({type(exc).__name__}: {exc}): run the pipeline to register a new version"
+        ) from exc
     if not isinstance(bundle, SongrecBundle):
         raise ModelUnavailable(f"{path} holds a {type(bundle).__name__}, not a SongrecBundle")
     return bundle
-
-
-# --------------------------------------------------------------------------- the store

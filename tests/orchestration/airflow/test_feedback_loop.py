@@ -15,8 +15,8 @@ import requests
 from songrec.config.manager import ConfigurationManager
 from songrec.contract.features import release_year
 from songrec.monitoring.simulate import Simulator, new_release_playlists
-from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.conftest import BIN, SOURCE, edit_yaml, free_port, run_cli
+from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.services import process_group, wait_http
 
 pytestmark = pytest.mark.slow

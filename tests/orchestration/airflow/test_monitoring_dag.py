@@ -12,9 +12,9 @@ from songrec.config.manager import ConfigurationManager
 from songrec.store.engine import connect
 from songrec.store.queries import read_table
 from songrec.store.schema import retraining_decisions
-from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.conftest import run_cli
 from tests.monitoring.conftest import log_traffic, utc_now
+from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 
 pytestmark = pytest.mark.slow
 

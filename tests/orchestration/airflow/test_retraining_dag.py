@@ -9,8 +9,8 @@ import pandas as pd
 import pendulum
 import pytest
 
-from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.conftest import SOURCE, free_port, run_cli
+from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.orchestration.airflow.conftest import dvc_project
 from tests.conftest import BIN, free_port, run_cli
+from tests.orchestration.airflow.conftest import dvc_project
 from tests.services import process_group, wait_http
 
 pytestmark = pytest.mark.slow

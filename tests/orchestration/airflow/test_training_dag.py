@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 from tests.conftest import ROOT, run_cli
+from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 
 pytestmark = pytest.mark.slow
 

@@ -90,8 +90,8 @@ class CatalogIndex:
             feature_names=tuple(feature_names),
             feature_mean=mean,
             feature_scale=scale,
-            # Column-major: one playlist's audio similarity is a product with a 13-vector, three
-            # times faster over columns than over rows of 13 values.
+            # Column-major: one playlist's audio similarity is a product with a short vector,
+            # which runs faster over columns than over rows.
             unit_features=np.asfortranarray(unit_rows((values - mean) / scale), dtype=np.float32),
             popularity=(catalog["popularity"].to_numpy(dtype=np.float32) / 100.0),
             year=catalog["year"].to_numpy(dtype=np.float32),
@@ -148,7 +148,8 @@ class CatalogIndex:
             albums=np.unique(album_codes[album_codes >= 0], return_counts=True),
             seed_playlists=seed_playlists,
             # Per artist first, then per track: the same products, without gathering an
-            # (n_tracks x n_subgenres) matrix on every request (64 ms of 80 at 1,000,000 tracks).
+            # (n_tracks x n_subgenres) matrix on every request (most of a request's time on a
+            # large catalog).
             artist_affinity=self.artist_subgenres @ profile,
             centroid=centroid,
             years=np.concatenate(years),
@@ -258,8 +259,9 @@ class CatalogIndex:
                 total[np.unique(tracks)] += np.float32(w["shares_playlist"])
         return total
 
-    # Derived once per index, on first use (CatalogView asks while loading a model, not in a
-    # request); bundles pickled before these existed get them too.
+    # Derived from the fields on first use, not stored as fields: an index from with_playlists
+    # derives its own (playlist_tracks follows the memberships), and the bundle file does not
+    # carry them. CatalogView calls prepare() while loading a model, so no request waits.
     def prepare(self) -> None:
         """Derive what scoring needs now rather than in the first request."""
         _ = self.playlist_tracks, self.album_tracks, self.distinct_values

@@ -12,6 +12,7 @@ import pytest
 from songrec.config.manager import ConfigurationManager
 from songrec.evaluation.metrics import continuation_metrics
 from songrec.models.bundle import SongrecBundle
+from songrec.models.catalog_view import CatalogView, RecommendAnswer, feature_rows
 from songrec.models.recommender.base import Playlist, top_k
 from songrec.models.recommender.baselines import MostPopularRecommender, RandomRecommender
 from songrec.models.recommender.hybrid import HybridRecommender
@@ -22,6 +23,11 @@ from songrec.models.recommender.reranker import candidate_features
 @pytest.fixture(scope="module")
 def bundle(trained_project: Path) -> SongrecBundle:
     return joblib.load(ConfigurationManager(trained_project).train().bundle)
+
+
+@pytest.fixture(scope="module")
+def view(bundle: SongrecBundle) -> CatalogView:
+    return CatalogView(bundle)
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +46,26 @@ def a_playlist(data: dict[str, pd.DataFrame], size: int = 12) -> list[str]:
     return members.loc[members["playlist_id"] == playlist, "track_id"].head(size).tolist()
 
 
-def test_a_playlist_never_gets_its_own_tracks_back(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+def recommend(
+    view: CatalogView, track_ids: list[str] | None = None, tracks: pd.DataFrame | None = None, k: int = 10
+) -> RecommendAnswer:
+    """The view's answer for catalog ids and a frame of feature rows, as the pyfunc asks."""
+    rows = feature_rows(tracks, view.numeric_features)
+    return view.recommend(view.resolve(track_ids or []), rows, k)
+
+
+def recommended_ids(answer: RecommendAnswer) -> list[str]:
+    return [str(track["track_id"]) for track in answer.tracks]
+
+
+def test_a_playlist_never_gets_its_own_tracks_back(view: CatalogView, data) -> None:  # type: ignore[no-untyped-def]
     seeds = a_playlist(data, size=30)
-    result = bundle.recommend(seeds, k=50)
+    result = recommend(view, seeds, k=50)
     assert len(result.tracks) == 50
-    assert not set(result.tracks["track_id"]) & set(seeds)
-    assert result.tracks["score"].is_monotonic_decreasing
-    assert result.tracks["spotify_url"].str.startswith("https://open.spotify.com/track/").all()
+    assert not set(recommended_ids(result)) & set(seeds)
+    scores = [track["score"] for track in result.tracks]
+    assert scores == sorted(scores, reverse=True)
+    assert all(track["spotify_url"].startswith("https://open.spotify.com/track/") for track in result.tracks)
 
 
 def test_a_near_duplicate_of_a_seed_ranks_high(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
@@ -68,27 +87,31 @@ def test_a_near_duplicate_of_a_seed_ranks_high(bundle: SongrecBundle, data) -> N
         bundle.popularity_model,
         bundle.numeric_features,
     )
-    top = wider.recommend(seeds, k=10).tracks["track_id"].tolist()
+    top = recommended_ids(recommend(CatalogView(wider), seeds, k=10))
     assert "TWIN00000000000000000A" in top
 
 
-def test_a_tiny_change_of_input_keeps_the_top_k_stable(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+def test_a_tiny_change_of_input_keeps_the_top_k_stable(  # type: ignore[no-untyped-def]
+    bundle: SongrecBundle, view: CatalogView, data
+) -> None:
     seeds = a_playlist(data, size=8)
     features = bundle.catalog_tracks(seeds)[list(bundle.numeric_features)].reset_index(drop=True)
     nudged = features.copy()
     nudged["tempo"] = nudged["tempo"] * 1.005
     nudged["valence"] = (nudged["valence"] + 0.002).clip(upper=1.0)
-    before = set(bundle.recommend(tracks=features, k=20).tracks["track_id"])
-    after = set(bundle.recommend(tracks=nudged, k=20).tracks["track_id"])
+    before = set(recommended_ids(recommend(view, tracks=features, k=20)))
+    after = set(recommended_ids(recommend(view, tracks=nudged, k=20)))
     assert len(before & after) >= 16
 
 
-def test_unknown_ids_are_reported_and_feature_only_playlists_work(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_ids_are_reported_and_feature_only_playlists_work(  # type: ignore[no-untyped-def]
+    bundle: SongrecBundle, view: CatalogView, data
+) -> None:
     seeds = a_playlist(data, size=5)
-    result = bundle.recommend([*seeds, "0000000000000000000000"], k=5)
+    result = recommend(view, [*seeds, "0000000000000000000000"], k=5)
     assert result.unknown_track_ids == ["0000000000000000000000"]
     features = bundle.catalog_tracks(seeds)[list(bundle.numeric_features)].reset_index(drop=True)
-    only_features = bundle.recommend(tracks=features, k=5)
+    only_features = recommend(view, tracks=features, k=5)
     assert len(only_features.tracks) == 5
 
 
@@ -101,7 +124,7 @@ def test_membership_signals_never_count_against_a_track(bundle: SongrecBundle) -
     assert weights["artist_share"] > 0
 
 
-def test_the_rest_of_an_artists_playlist_is_found(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+def test_the_rest_of_an_artists_playlist_is_found(view: CatalogView, data) -> None:  # type: ignore[no-untyped-def]
     # Playlists of one artist's tracks, one track held out each: it must come back near the top.
     catalog = data["catalog"]
     sizes = catalog["track_artist"].value_counts()
@@ -109,7 +132,7 @@ def test_the_rest_of_an_artists_playlist_is_found(bundle: SongrecBundle, data) -
     artists = sizes[(sizes >= 4) & (sizes <= 8)].index[:20]
     for artist in artists:
         tracks = sorted(catalog.loc[catalog["track_artist"] == artist, "track_id"])
-        top = bundle.recommend(tracks[1:], k=20).tracks["track_id"]
+        top = recommended_ids(recommend(view, tracks[1:], k=20))
         found += tracks[0] in set(top)
     assert found >= 0.8 * len(artists)
 
@@ -203,7 +226,7 @@ def _reranked(
 ) -> tuple[HybridRecommender, Playlist, np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
     """A 15-track playlist's linear scores, and the re-ranker's candidates with their features."""
     recommender = bundle.recommender
-    assert isinstance(recommender, HybridRecommender) and recommender.reranker is not None
+    assert isinstance(recommender, HybridRecommender)
     playlist = Playlist(positions=recommender.index_.track_ids.get_indexer(a_playlist(data, size=15)))
     linear = recommender.index_.weighted_score(playlist, recommender.weights_)
     candidates, features = candidate_features(
@@ -214,14 +237,13 @@ def _reranked(
 
 def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
     recommender, playlist, linear, candidates, features = _reranked(bundle, data)
-    assert recommender.reranker is not None
     seeds = playlist.positions
     assert len(candidates) == min(recommender.candidates_per_playlist, len(linear) - len(seeds))
     assert not set(candidates) & set(seeds)
     scores = recommender.score(playlist)
     others = np.setdiff1d(np.arange(len(scores)), candidates)
     assert scores[candidates].min() > 1.0 >= scores[others].max()
-    chance = recommender.reranker.probability(features)
+    chance = recommender.reranker_.probability(features)
     np.testing.assert_allclose(recommender.probability(scores[candidates]), chance, atol=1e-6)
     # The re-ranker changes the order the linear ranker gave (else it would be a no-op).
     assert not np.array_equal(np.argsort(-linear[candidates]), np.argsort(-chance))
@@ -229,8 +251,7 @@ def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBund
 
 def test_the_rerankers_quadratic_form_is_its_weighted_products(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
     recommender, _, _, _, features = _reranked(bundle, data)
-    reranker = recommender.reranker
-    assert reranker is not None
+    reranker = recommender.reranker_
     scaled = np.clip((features.astype(np.float64) - reranker.low) / reranker.span, 0.0, 1.0)
     products = scaled[:, reranker.left] * scaled[:, reranker.right]
     logit = np.hstack([scaled, products]) @ reranker.weights + reranker.intercept
@@ -239,22 +260,21 @@ def test_the_rerankers_quadratic_form_is_its_weighted_products(bundle: SongrecBu
 
 def test_the_reranker_never_holds_the_seeds_artist_against_a_track(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
     recommender, _, _, _, features = _reranked(bundle, data)
-    assert recommender.reranker is not None
-    before = recommender.reranker.probability(features)
+    before = recommender.reranker_.probability(features)
     for name in ("artist_share", "album_share", "co_playlist"):
         more = features.copy()
         more[:, SIGNALS.index(name)] += 0.25
-        assert (recommender.reranker.probability(more) >= before - 1e-9).all(), name
+        assert (recommender.reranker_.probability(more) >= before - 1e-9).all(), name
     more = features.copy()
     more[:, len(SIGNALS)] += 1.0  # the linear score
-    assert (recommender.reranker.probability(more) >= before - 1e-9).all()
+    assert (recommender.reranker_.probability(more) >= before - 1e-9).all()
 
 
-def test_best_tracks_are_the_top_k_of_the_scores(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
+def test_best_tracks_are_the_top_k_of_the_scores(bundle: SongrecBundle, view: CatalogView, data) -> None:  # type: ignore[no-untyped-def]
     """The serving path (best_tracks: one catalog-wide scoring) answers what evaluation ranks
     (top_k of score()), ties and shown chances included, within the candidates and beyond."""
     recommender = bundle.recommender
-    assert isinstance(recommender, HybridRecommender) and recommender.reranker is not None
+    assert isinstance(recommender, HybridRecommender)
     index = recommender.index_
     rng = np.random.default_rng(11)
     playlists = [
@@ -262,7 +282,8 @@ def test_best_tracks_are_the_top_k_of_the_scores(bundle: SongrecBundle, data) ->
     ]
     playlists += [Playlist(positions=rng.choice(len(index), 8, replace=False)) for _ in range(5)]
     features = bundle.catalog_tracks(a_playlist(data, size=3)).reset_index(drop=True)
-    playlists.append(bundle.playlist(tracks=features)[0])  # tracks known by features only
+    rows = feature_rows(features, bundle.numeric_features)
+    playlists.append(view.playlist(np.empty(0, np.int64), rows))  # tracks known by features only
     for playlist in playlists:
         scores = recommender.score(playlist)
         for k in (1, 10, recommender.candidates_per_playlist, recommender.candidates_per_playlist + 5):
