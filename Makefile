@@ -8,10 +8,12 @@ export PATH := $(BIN):$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 export MLFLOW_DISABLE_TELEMETRY ?= true
 PYTEST_ARGS ?=
+UI_ARGS ?=
+SERVE_ARGS ?=
 # Two workers, one test file each at a time: most tests wait on a server or one busy core.
 TEST_WORKERS ?= 2
 
-.PHONY: help setup run repro test lint format serve bench clean
+.PHONY: help setup run repro metrics ui test lint format serve bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +34,12 @@ run: setup  ## the main job: the whole pipeline on the shipped data, then its ke
 repro: setup  ## dvc repro (only what changed reruns)
 	dvc repro
 
+metrics: setup  ## the pipeline's metrics (dvc metrics show)
+	dvc metrics show
+
+ui: setup  ## the MLflow UI on the configured store (http://127.0.0.1:5000; UI_ARGS="--port N")
+	songrec ui $(UI_ARGS)
+
 test: setup  ## the test suite (real MLflow, DVC, S3 and database services; see docs/development.md)
 	pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
@@ -44,8 +52,8 @@ format: setup  ## format the code
 	ruff format .
 	ruff check --fix .
 
-serve: setup  ## the API and web page on the champion (http://127.0.0.1:8000)
-	songrec serve
+serve: setup  ## the API and web page on the champion (http://127.0.0.1:8000; SERVE_ARGS="--port N")
+	songrec serve $(SERVE_ARGS)
 
 bench: setup  ## the benchmarks (pipeline, serving, monitoring): they measure, print and write bench/RESULTS.md
 	python bench/pipeline.py

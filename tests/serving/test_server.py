@@ -99,6 +99,10 @@ def test_serve_follows_the_registry_champion(project: Path, tmp_path: Path) -> N
         while _ready(url)["model_version"] != "1" and time.monotonic() < deadline:
             time.sleep(0.5)
         assert _ready(url)["model_version"] == "1"
+        # The summary tells the last run's decision (v2 promoted) from what serves now (v1).
+        summary = run_cli("songrec", "summary", cwd=project).stdout
+        assert "last run: songrec v2 promoted to champion" in summary
+        assert "serving now: songrec v1 (the registry's champion)" in summary
         again = run_cli("songrec", "rollback", cwd=project, check=False)
         assert again.returncode != 0 and "replaced no earlier champion" in again.stderr
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import click
 import yaml
 
 from songrec.core.errors import SongrecError
+from songrec.orchestration.registry import STAGE_NAMES
 
 if TYPE_CHECKING:  # the command starts fast: configuration loads when a command runs
     from songrec.config.manager import ConfigurationManager
@@ -65,13 +67,11 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.argument("stage")
+@click.argument("stage", type=click.Choice([*STAGE_NAMES, "all"]))
 def run(stage: str) -> None:
-    """Run one pipeline STAGE (as dvc.yaml and the Airflow DAG do), or `all` in order."""
-    from songrec.orchestration.registry import STAGE_NAMES, STAGES, get_stage
+    """Run one pipeline STAGE (as dvc.yaml and the Airflow DAG do), or `all` of them in order."""
+    from songrec.orchestration.registry import STAGES, get_stage
 
-    if stage != "all" and stage not in STAGE_NAMES:
-        raise click.BadParameter(f"unknown stage {stage!r}; stages: {', '.join(STAGE_NAMES)}, all")
     if "OMP_NUM_THREADS" not in os.environ:
         # One thread per stage process: stages share the machine with Airflow, MLflow and the API,
         # and a single thread beat two contended ones.
@@ -205,7 +205,8 @@ def airflow(port: int, home: Path | None) -> None:
 @click.option("--now", default=None, help="End of the window, ISO 8601 (default: now).")
 @click.option("--window-hours", type=float, default=None, help="Window length (default: config.yaml).")
 @click.option("--drift-share", type=float, default=None, help="Share of drifted features that is drift.")
-def monitor(now: str | None, window_hours: float | None, drift_share: float | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (for machines).")
+def monitor(now: str | None, window_hours: float | None, drift_share: float | None, as_json: bool) -> None:
     """Drift and online quality of recent traffic against the served model; alerts; HTML report."""
     from datetime import datetime
 
@@ -216,11 +217,13 @@ def monitor(now: str | None, window_hours: float | None, drift_share: float | No
     bundle, version = serving_model(manager)
     end = datetime.fromisoformat(now) if now else None
     result = run_monitor(config, bundle, version, now=end)
-    click.echo(json.dumps(result.summary(), indent=2, default=str))
+    click.echo(json.dumps(result.summary(), indent=2, default=str) if as_json else result.describe())
 
 
 @main.command()
-@click.option("--api", default="http://127.0.0.1:8000", show_default=True, help="The API (loopback only).")
+@click.option(
+    "--api", default=None, help="The API, loopback only (default: serve.host and serve.port of config.yaml)."
+)
 @click.option(
     "--source",
     type=click.Choice(["new", "eval"]),
@@ -248,7 +251,7 @@ def monitor(now: str | None, window_hours: float | None, drift_share: float | No
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate(
-    api: str,
+    api: str | None,
     source: str,
     data: Path | None,
     since_year: int,
@@ -259,7 +262,10 @@ def simulate(
     label_delay: float,
     seed: int,
 ) -> None:
-    """Send listener traffic, feedback and labels to a running API (bounded in count and time)."""
+    """Send listener traffic, feedback and labels to a running API (bounded in count and time).
+
+    Exits with 1 when the API could not be reached or most requests failed.
+    """
     import pandas as pd
 
     from songrec.core.io import read_parquet
@@ -272,8 +278,10 @@ def simulate(
     else:
         playlists = sim.evaluation_playlists(read_parquet(manager.transform().eval_playlists), tracks)
     integers = manager.evaluate().integer_features
+    serve = manager.serve()
+    host = "127.0.0.1" if serve.host in ("0.0.0.0", "::") else serve.host
     simulator = sim.Simulator(
-        api,
+        api or f"http://{host}:{serve.port}",
         playlists,
         manager.schema.audio_features,
         integers,
@@ -284,7 +292,30 @@ def simulate(
         label_delay=label_delay,
         seed=seed,
     )
-    click.echo(json.dumps(simulator.run().summary(), indent=2))
+    report = simulator.run()
+    click.echo(json.dumps(report.summary(), indent=2))
+    if problem := report.problem():
+        raise SongrecError(problem)
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True, help="Port of the MLflow UI.")
+def ui(port: int) -> None:
+    """The MLflow UI on the configured store (the local one, or the server's address)."""
+    import subprocess
+
+    from songrec.tracking.setup import redact
+
+    tracking = _manager().tracking()
+    if tracking.backend != "local":
+        click.echo(f"runs and models are on {redact(tracking.uri)}: open it in a browser")
+        return
+    if not Path(tracking.uri.removeprefix("sqlite:///")).exists():
+        raise SongrecError(f"no local MLflow store yet ({tracking.uri}): run `make run` first")
+    click.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops)")
+    command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", tracking.uri]
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run([*command, "--host", "127.0.0.1", "--port", str(port)], check=False)
 
 
 @main.command()

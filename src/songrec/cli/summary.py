@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from songrec.config.manager import ConfigurationManager
@@ -37,24 +38,39 @@ def pipeline_summary(manager: ConfigurationManager) -> str:
     decision = "promoted to champion" if promotion["promoted"] else "kept as challenger"
     lines += [
         "-" * 44,
-        f"model {promotion['model']} v{promotion['challenger_version']}: {decision} ({promotion['reason']})",
+        f"last run: {promotion['model']} v{promotion['challenger_version']} {decision}",
+        f"  ({promotion['reason']})",
         f"MLflow run {promotion['run_id']} at {promotion['tracking_uri']}",
+        champion_line(manager),
         "",
         "Next:",
-        "  dvc metrics show                 all metrics (dvc metrics diff after a change)",
-        "  dvc plots show                   confusion matrix, popularity and continuation plots",
-        f"  {_ui_command(manager)}",
-        "  songrec serve                    the API and web page on the champion",
+        "  make metrics    all metrics (dvc metrics show)",
+        "  make ui         the MLflow UI on this store",
+        "  make serve      the API and web page on the champion",
+        f"The plots are PNG files in {manager.relative(config.plots_dir)}/. The tools (dvc, mlflow, songrec)",
+        "are in .venv/bin: `source .venv/bin/activate` calls them by name.",
     ]
     return "\n".join(lines)
 
 
+def champion_line(manager: ConfigurationManager) -> str:
+    """Which version the registry serves now (a rollback or a later run may have moved it)."""
+    from songrec.tracking.registry import CHAMPION, version_by_alias
+    from songrec.tracking.setup import configure, redact
+
+    tracking = manager.tracking()
+    name = tracking.registered_model
+    if tracking.backend == "local" and not Path(tracking.uri.removeprefix("sqlite:///")).exists():
+        return f"registry: no local MLflow store yet ({tracking.uri})"
+    try:
+        configure(tracking, create_experiment=False)
+        current = version_by_alias(name, CHAMPION)
+    except Exception as exc:  # a registry that cannot be read is worth a line, not a crash
+        return f"registry {redact(tracking.uri)} unavailable: {type(exc).__name__}"
+    if current is None:
+        return f"registry: {name} has no {CHAMPION} yet"
+    return f"serving now: {name} v{current.version} (the registry's {CHAMPION})"
+
+
 def _number(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def _ui_command(manager: ConfigurationManager) -> str:
-    tracking = manager.tracking()
-    if tracking.backend == "local":
-        return f"mlflow ui --backend-store-uri {tracking.uri} --port 5000   the MLflow UI"
-    return f"open {tracking.uri}   the MLflow UI"

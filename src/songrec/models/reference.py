@@ -14,7 +14,7 @@ Recall@K is defined for any K.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,15 +48,26 @@ class ReferenceModel:
         self.mixture_seed = mixture_seed
         self.seed = seed
 
-    def fit(self, catalog: pd.DataFrame) -> ReferenceModel:
-        """Fit the classifier on the labelled training tracks, the mixtures on every track."""
+    def fit(self, catalog: pd.DataFrame, on_tree: Callable[[], object] | None = None) -> ReferenceModel:
+        """Fit the classifier on the labelled training tracks, the mixtures on every track;
+        `on_tree` is called after each boosting stage (progress)."""
         train = catalog[catalog["split"] == "train"]
+
+        def after_each_tree(*_: object) -> bool:
+            if on_tree is not None:
+                on_tree()
+            return False  # never stop early
+
         self.classifier_ = GradientBoostingClassifier(
             learning_rate=self.learning_rate,
             max_depth=self.max_depth,
             n_estimators=self.n_estimators,
             random_state=self.seed,
-        ).fit(train[list(self.features)].to_numpy(), train["genre"].to_numpy())
+        ).fit(
+            train[list(self.features)].to_numpy(),
+            train["genre"].to_numpy(),
+            monitor=after_each_tree,
+        )
         values = catalog[list(self.features)].to_numpy()
         self.scaler_ = MinMaxScaler().fit(values)
         genres = self.catalog_genres(catalog)

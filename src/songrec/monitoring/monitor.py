@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from songrec.config.stage_configs import MonitorConfig
+from songrec.core.progress import heartbeat
 from songrec.core.sources import filesystem
 from songrec.models.bundle import SongrecBundle
 from songrec.monitoring import quality
@@ -72,6 +73,31 @@ class MonitorResult:
             "seconds": round(self.seconds, 2),
         }
 
+    def describe(self) -> str:
+        """The summary for a person: the drift verdict, the quality figures, alerts, the report."""
+
+        def share(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.1%}"
+
+        if self.drift is None:
+            verdict = f"not tested ({self.n_current} tracks in the window, fewer than {MIN_DRIFT_ROWS})"
+        else:
+            state = "DRIFT" if self.drift.dataset_drift else "no drift"
+            drifted = ", ".join(self.drift.drifted) or "none"
+            verdict = f"{state}: {self.drift.drift_share:.0%} of features drifted ({drifted})"
+        lines = [
+            f"monitoring of model {self.model_version}, "
+            f"{self.window_start:%Y-%m-%d %H:%M} to {self.window_end:%Y-%m-%d %H:%M} UTC",
+            f"  requests         {self.n_requests} ({self.n_current} tracks compared with the training data)",
+            f"  data drift       {verdict}",
+            f"  hit rate         {share(self.hit_rate)} of the {self.recommended_with_feedback} "
+            "recommended tracks with feedback",
+            f"  genre accuracy   {share(self.genre_accuracy)} on labelled new tracks",
+            f"  alerts           {'; '.join(self.alerts) if self.alerts else 'none'}",
+            f"  report           {self.report_path or 'none (no drift test)'}",
+        ]
+        return "\n".join(lines)
+
 
 def run_monitor(
     config: MonitorConfig,
@@ -85,7 +111,8 @@ def run_monitor(
     drift_share, min_hit_rate = config.drift_share, config.min_hit_rate
     engine = connect(config.event_store_url)
     numeric = list(bundle.numeric_features)
-    window = read_window(engine, start, end, config.max_window_requests)
+    with heartbeat(f"reading the window {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", log):
+        window = read_window(engine, start, end, config.max_window_requests)
     requests = window["requests"]
     labelled = read_labels(engine, since=start)
     labelled = labelled[pd.to_datetime(labelled["time"], utc=True) < end] if not labelled.empty else labelled
@@ -104,7 +131,10 @@ def run_monitor(
     if len(current) >= MIN_DRIFT_ROWS:
         stamp = end.strftime("%Y%m%dT%H%M%SZ")
         report = config.reports_dir / f"drift-{stamp}.html"
-        drift = detect_drift(reference, current, numeric, drift_share, report)
+        with heartbeat(f"drift test of {len(current)} tracks against {len(reference)} (Evidently)", log):
+            drift = detect_drift(reference, current, numeric, drift_share, report)
+    else:
+        log.info("drift test skipped: %d tracks in the window, fewer than %d", len(current), MIN_DRIFT_ROWS)
 
     hits = quality.hit_rates(requests, window["recommendations"], window["feedback"])
     mean = reference.to_numpy(dtype=np.float64).mean(axis=0)

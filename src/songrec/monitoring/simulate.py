@@ -28,6 +28,7 @@ import pandas as pd
 from songrec.contract.features import release_year
 from songrec.core.errors import SongrecError
 from songrec.core.hashing import stable_uniform
+from songrec.core.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,15 @@ class SimulationReport:
             },
             "seconds": round(self.seconds, 1),
         }
+
+    def problem(self) -> str | None:
+        """Why this run says nothing about the API, if it does not: unreachable, or mostly failing."""
+        broken = self.failed + self.server_errors
+        if self.requests and not self.answered:
+            return f"none of {self.requests} requests was answered ({self.failed} could not reach the API)"
+        if broken * 2 > self.requests:
+            return f"{broken} of {self.requests} requests failed (unreachable or 5xx)"
+        return None
 
 
 def require_loopback(url: str) -> None:
@@ -177,13 +187,22 @@ class Simulator:
         started = time.monotonic()
         interval = 1.0 / self.rate if self.rate > 0 else 0.0
         version = ""
-        while report.requests < self.max_requests and time.monotonic() - started < self.max_seconds:
-            due = started + report.requests * interval
-            if (pause := due - time.monotonic()) > 0:
-                time.sleep(pause)
-            playlist = self.playlists[self.random.randrange(len(self.playlists))]
-            version = self._listen(session, playlist, version, report)
-            self._label(session, report, force=False)
+        with Progress(self.max_requests, f"traffic to {self.api}", log, unit="requests") as progress:
+            while report.requests < self.max_requests and time.monotonic() - started < self.max_seconds:
+                due = started + report.requests * interval
+                if (pause := due - time.monotonic()) > 0:
+                    time.sleep(pause)
+                playlist = self.playlists[self.random.randrange(len(self.playlists))]
+                sent = report.requests
+                version = self._listen(session, playlist, version, report)
+                self._label(session, report, force=False)
+                progress.update(
+                    report.requests - sent,
+                    answered=report.answered,
+                    failed=report.failed + report.server_errors,
+                    feedback=sum(report.feedback.values()),
+                    labels=report.labels,
+                )
         self._label(session, report, force=time.monotonic() - started < self.max_seconds)
         report.seconds = time.monotonic() - started
         log.info("simulation: %s", report.summary())

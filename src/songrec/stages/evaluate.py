@@ -26,6 +26,7 @@ import yaml
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import EvaluateConfig
 from songrec.core.io import read_json, read_parquet, require, write_json
+from songrec.core.progress import heartbeat
 from songrec.evaluation.metrics import continuation_metrics, measure_bundle
 from songrec.evaluation.plots import confusion_matrix_plot, continuation_plot, popularity_plot
 from songrec.models.bundle import SongrecBundle
@@ -177,10 +178,14 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     bundle: SongrecBundle = joblib.load(require(config.bundle))
     reference = joblib.load(require(config.reference_model))
     ingestion = read_json(config.ingestion_record)
-    results = evaluate_offline(bundle, reference, catalog, eval_playlists, config.k, config.seed)
-    write_outputs(config, results)
-    run_id, version = log_run(config, results, ingestion, catalog)
-    decision = promote(config, version, results["gated"], catalog, eval_playlists, run_id)
+    with heartbeat("measuring the bundle and the baselines on the evaluation data", log):
+        results = evaluate_offline(bundle, reference, catalog, eval_playlists, config.k, config.seed)
+    with heartbeat("writing metrics and plots", log):
+        write_outputs(config, results)
+    with heartbeat("logging the run and registering the model in MLflow", log):
+        run_id, version = log_run(config, results, ingestion, catalog)
+    with heartbeat("the promotion gate", log):
+        decision = promote(config, version, results["gated"], catalog, eval_playlists, run_id)
     decision = {
         "run_id": run_id,
         "tracking_uri": redact(config.tracking.uri),

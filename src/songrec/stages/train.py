@@ -9,7 +9,6 @@ writes models/bundle/bundle.joblib. params.yaml's `train` section configures eve
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import joblib
@@ -19,6 +18,7 @@ from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import TrainConfig
 from songrec.contract.features import numeric_features
 from songrec.core.io import read_parquet, require, write_with
+from songrec.core.progress import heartbeat
 from songrec.models.bundle import SongrecBundle
 from songrec.models.predictors import genre_classifier, model_inputs, popularity_regressor
 from songrec.models.recommender.base import Recommender
@@ -53,19 +53,14 @@ def train_bundle(
     numeric = numeric_features(config.schema.audio_features)
     train = catalog[catalog["split"] == "train"]
     inputs = model_inputs(train, numeric)
-    timings = {}
-    started = time.perf_counter()
-    genre = genre_classifier(config.genre, numeric, config.seed).fit(inputs, train["genre"].astype(str))
-    timings["genre_seconds"] = time.perf_counter() - started
-    started = time.perf_counter()
-    popularity = popularity_regressor(config.popularity, numeric, config.seed).fit(
-        inputs, train["popularity"]
-    )
-    timings["popularity_seconds"] = time.perf_counter() - started
-    started = time.perf_counter()
-    recommender = fit_recommender(config, catalog, memberships, reference)
-    timings["recommender_seconds"] = time.perf_counter() - started
-    log.info("fitted: %s", {k: round(v, 1) for k, v in timings.items()})
+    with heartbeat("fitting the genre classifier", log):
+        genre = genre_classifier(config.genre, numeric, config.seed).fit(inputs, train["genre"].astype(str))
+    with heartbeat("fitting the popularity regressor", log):
+        popularity = popularity_regressor(config.popularity, numeric, config.seed).fit(
+            inputs, train["popularity"]
+        )
+    with heartbeat(f"fitting the {config.recommender.name} recommender", log):
+        recommender = fit_recommender(config, catalog, memberships, reference)
     return SongrecBundle(
         catalog=catalog,
         recommender=recommender,

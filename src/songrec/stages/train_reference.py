@@ -16,6 +16,7 @@ import joblib
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import TrainReferenceConfig
 from songrec.core.io import read_parquet, write_with
+from songrec.core.progress import Progress
 from songrec.models.reference import ReferenceModel
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,8 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     config = manager.train_reference()
     catalog = read_parquet(config.catalog)
     started = time.perf_counter()
-    log.info("fitting the reference model (a %d-tree gradient boosting: minutes)", config.n_estimators)
-    model = build_reference_model(config).fit(catalog)
+    with Progress(config.n_estimators, "reference model (gradient boosting)", log, unit="trees") as trees:
+        model = build_reference_model(config).fit(catalog, on_tree=trees.update)
     seconds = time.perf_counter() - started
     write_with(config.model, lambda path: joblib.dump(model, path))
-    log.info("reference model fitted in %.1f s", seconds)
     return {"fit_seconds": round(seconds, 1)}
