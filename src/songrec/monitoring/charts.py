@@ -39,8 +39,22 @@ def _empty(axes: Any, message: str) -> None:
     axes.set_yticks([])
 
 
-def _promotions(axes: Any, promotions: pd.DataFrame) -> None:
-    for row in promotions.itertuples(index=False):
+def _time_axis(axes: Any, times: pd.Series, least: pd.Timedelta) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Scale the time axis to the data (with one point, matplotlib spans years), at least `least`
+    wide; return its limits."""
+    low, high = pd.Timestamp(times.min()), pd.Timestamp(times.max())
+    pad = max((high - low) * 0.05, least / 2)
+    axes.set_xlim(low - pad, high + pad)
+    return low - pad, high + pad
+
+
+def _promotions(axes: Any, promotions: pd.DataFrame, span: tuple[pd.Timestamp, pd.Timestamp]) -> None:
+    """The moves of `champion` within the chart's time span, as vertical lines."""
+    if promotions.empty:
+        return
+    times = pd.to_datetime(promotions["time"], utc=True)
+    low, high = (moment.tz_localize("UTC") if moment.tzinfo is None else moment for moment in span)
+    for row in promotions[(times >= low) & (times <= high)].itertuples(index=False):
         color = "tab:green" if row.action == "promote" else "tab:red"
         axes.axvline(pd.Timestamp(row.time), color=color, linestyle="--", linewidth=1)
         axes.annotate(
@@ -68,7 +82,7 @@ def drift_share(frames: dict[str, pd.DataFrame]) -> plt.Figure:
     axes.scatter(
         times[drifted], runs["drift_share"][drifted], color="tab:red", zorder=3, label="dataset drift"
     )
-    _promotions(axes, frames["promotions"])
+    _promotions(axes, frames["promotions"], _time_axis(axes, times, pd.Timedelta(hours=2)))
     axes.set_ylim(0, 1.05)
     axes.set_title("Data drift of served traffic against the training reference")
     axes.legend(loc="upper left", fontsize=8)
@@ -110,7 +124,7 @@ def quality(frames: dict[str, pd.DataFrame]) -> plt.Figure:
         (hits, "Online hit rate (played or liked)"),
         (similarity, "Playlist-to-recommendation similarity"),
     ):
-        _promotions(axes, frames["promotions"])
+        _promotions(axes, frames["promotions"], _time_axis(axes, daily["day"], pd.Timedelta(days=2)))
         axes.set_title(title)
         axes.legend(title="model", fontsize=8)
         axes.tick_params(axis="x", rotation=30)

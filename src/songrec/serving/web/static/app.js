@@ -51,10 +51,20 @@
       list.appendChild(li);
       return;
     }
+    // The catalog holds the same song more than once (a single and its album, a re-release):
+    // results that would look alike say which album they are from, and then which id.
+    const song = (track) => `${track.track_name}|${track.track_artist}|${track.year}`;
+    const count = (key, value) => tracks.filter((other) => key(other) === value).length;
     for (const track of tracks) {
       const li = document.createElement("li");
       li.dataset.trackId = track.track_id;
-      li.appendChild(document.createTextNode(`${label(track)} (${track.genre}, ${track.year ?? "?"})`));
+      let text = `${label(track)} (${track.genre}, ${track.year ?? "?"})`;
+      if (count(song, song(track)) > 1) {
+        text += ` · from ${track.track_album_name || "an unnamed album"}`;
+        const sameAlbum = (other) => `${song(other)}|${other.track_album_name}`;
+        if (count(sameAlbum, sameAlbum(track)) > 1) text += ` · id …${track.track_id.slice(-6)}`;
+      }
+      li.appendChild(document.createTextNode(text));
       const add = document.createElement("button");
       add.type = "button";
       add.className = "add";
@@ -137,8 +147,9 @@
         const button = document.createElement("button");
         button.type = "button";
         button.className = `feedback ${event}`;
-        button.textContent = event === "like" ? "👍" : "👎";
-        button.title = event;
+        // Words, not emoji: a machine without an emoji font shows empty boxes.
+        button.textContent = event === "like" ? "Like" : "Dislike";
+        button.title = `${event} this recommendation`;
         button.addEventListener("click", async () => {
           try {
             await call("POST", "/feedback", { request_id: lastRequestId, track_id: track.track_id, event });
