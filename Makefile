@@ -13,7 +13,7 @@ SERVE_ARGS ?=
 # Two workers, one test file each at a time: most tests wait on a server or one busy core.
 TEST_WORKERS ?= 2
 
-.PHONY: help setup run repro metrics ui test lint format serve bench clean
+.PHONY: help setup run repro metrics ui test lint format serve airflow bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ format: setup  ## format the code
 
 serve: setup  ## the API and web page on the champion (http://127.0.0.1:8000; SERVE_ARGS="--port N")
 	songrec serve $(SERVE_ARGS)
+
+airflow: setup  ## Airflow standalone on songrec's DAGs (http://127.0.0.1:8080; Ctrl-C stops)
+	songrec airflow
 
 bench: setup  ## the benchmarks (pipeline, serving, monitoring): they measure, print and write bench/RESULTS.md
 	python bench/pipeline.py
