@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 import time
 import uuid
@@ -202,6 +203,30 @@ def test_the_openapi_page_documents_every_endpoint(client: TestClient) -> None:
     assert features["mode"]["enum"] == [0, 1]
     assert features["year"]["minimum"] == 1900 and features["year"]["maximum"] == 2099
     assert client.get("/docs").status_code == 200
+
+
+def test_the_docs_page_loads_only_assets_the_app_serves(client: TestClient) -> None:
+    """/docs works offline: no CDN, and every file it names is served by the app."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "http://" not in page.text and "https://" not in page.text and "//cdn" not in page.text
+    assert "url: '/openapi.json'" in page.text
+    urls = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+    assert sorted(urls) == [
+        "/docs/assets/favicon.png",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+    ]
+    kinds = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    for url in urls:
+        asset = client.get(url)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-type"].startswith(kinds[url[url.rindex(".") :]]), url
+        assert len(asset.content) > 1000, url
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+    assert client.get("/docs/assets/nothing.js").status_code == 404
+    assert client.get("/redoc").status_code == 404  # no ReDoc: it always loads a logo from a CDN
 
 
 # --------------------------------------------------------------------------- bad input

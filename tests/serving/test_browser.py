@@ -1,6 +1,14 @@
-"""The web page in a real headless Chromium: search, add tracks, ask, see recommendations."""
+"""The web page in a real headless Chromium: search, add tracks, ask, see recommendations.
+
+And the API's documentation page, in a Chromium that can reach no host but 127.0.0.1.
+"""
 
 from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -9,7 +17,7 @@ from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
 from songrec.store.request_log import EventStore
-from tests.serving.conftest import MemorySource, running_server
+from tests.serving.conftest import CHROMEDRIVER, MemorySource, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -87,3 +95,85 @@ def test_the_page_shows_the_apis_message_for_a_bad_request(browser, page_app: Fa
         browser.find_element(By.ID, "search-button").click()
         error = WebDriverWait(browser, 20).until(ec.visibility_of_element_located((By.ID, "error")))
         assert error.text.startswith("q: String should have at most 200 characters")
+
+
+@pytest.fixture
+def offline_browser() -> Iterator[object]:
+    """Headless Chromium that resolves no host name but 127.0.0.1, and logs every request it makes."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not CHROMEDRIVER.exists() or not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
+        pytest.fail(
+            "Debian's chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
+        )
+    options = webdriver.ChromeOptions()
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        "--no-proxy-server",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _requested_urls(browser) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every URL the page asked for: its resource timing entries and Chromium's network log."""
+    urls = list(
+        browser.execute_script(
+            "return ['navigation', 'resource'].flatMap(t => performance.getEntriesByType(t)).map(e => e.name)"
+        )
+    )
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def _elsewhere(urls: list[str], base: str) -> list[str]:
+    """The URLs that went (or tried to go) anywhere but the test server."""
+    return [u for u in urls if not (u.startswith(base + "/") or u.split(":", 1)[0] in ("data", "blob"))]
+
+
+def test_the_api_docs_render_offline(offline_browser, page_app: FastAPI) -> None:  # type: ignore[no-untyped-def]
+    """/docs lists the operations with no internet, and asks no host but the server for anything."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = offline_browser
+    wait = WebDriverWait(browser, 30)
+    with running_server(page_app) as url:
+        with pytest.raises(WebDriverException, match="ERR_NAME_NOT_RESOLVED"):
+            browser.get("https://example.com/")  # the network is cut
+        browser.get_log("performance")  # forget that attempt
+
+        browser.get(f"{url}/docs")
+        recommend = '.opblock.opblock-post .opblock-summary-path[data-path="/recommend"]'
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, recommend))
+        block = browser.find_element(
+            By.XPATH, '//*[contains(@class, "opblock-post")][.//*[@data-path="/recommend"]]'
+        )
+        assert block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text == "POST"
+        paths = {
+            e.get_attribute("data-path")
+            for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+        }
+        assert {"/recommend", "/predict/genre", "/tracks", "/feedback", "/health"} <= paths
+        assert browser.find_element(By.CSS_SELECTOR, ".info .title").text.startswith("songrec")
+        requested = _requested_urls(browser)
+        assert f"{url}/docs/assets/swagger-ui-bundle.js" in requested
+        assert f"{url}/openapi.json" in requested
+        assert not _elsewhere(requested, url)

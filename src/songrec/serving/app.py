@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
-from songrec.serving import errors
+from songrec.serving import docs, errors
 from songrec.serving.deps import ComputePool, RecentRequests, Services
 from songrec.serving.metrics import Metrics
 from songrec.serving.middleware import RequestMiddleware
@@ -98,6 +98,8 @@ def create_app(
         description=DESCRIPTION,
         version=_package_version(),
         lifespan=lifespan,
+        docs_url=None,  # docs.install serves /docs with no CDN
+        redoc_url=None,  # no ReDoc: it loads Redocly's logo from their CDN
     )
     app.state.services = services
     errors.install(app)
@@ -113,6 +115,7 @@ def create_app(
     app.include_router(monitoring_router(config))
     app.include_router(page_router(config))
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    docs.install(app)
     return app
 
 
