@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from songrec.config.stage_configs import ServeConfig
 from songrec.contract.schema import ColumnRule, DataSchema
 from songrec.models.bundle import SongrecBundle
-from songrec.models.catalog_view import SPOTIFY_TRACK_URL, CatalogView, FeatureRow
-from songrec.models.pyfunc import RECOMMENDATION_COLUMNS, SongrecPyfunc
+from songrec.models.catalog_view import SPOTIFY_TRACK_URL, CatalogView, FeatureRow, RecommendAnswer
+from songrec.models.pyfunc import RECOMMENDATION_COLUMNS, SongrecPyfunc, recommendations_frame
 from songrec.models.recommender.base import Playlist, top_k
 from songrec.models.recommender.hybrid import HybridRecommender
 from songrec.serving.schemas import build_request_models
@@ -116,7 +116,9 @@ def test_the_pyfunc_recommends_as_the_view_does(
     pd.testing.assert_frame_equal(got, pd.DataFrame(answer.tracks), check_exact=True)
     assert got["rank"].dtype == np.int64 and got["score"].dtype == np.float64
     assert got["spotify_url"].tolist() == [SPOTIFY_TRACK_URL.format(t) for t in got["track_id"]]
-    empty = model.predict(None, frame, {"task": "recommend", "k": 0})
+    with pytest.raises(ValueError, match="k must be a whole number from 1 to"):
+        model.predict(None, frame, {"task": "recommend", "k": 0})
+    empty = recommendations_frame(RecommendAnswer(tracks=[], unknown_track_ids=[]))
     assert list(empty.columns) == list(RECOMMENDATION_COLUMNS) and empty.empty
     assert empty["rank"].dtype == np.int64 and empty["score"].dtype == np.float64
 

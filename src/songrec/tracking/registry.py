@@ -47,18 +47,35 @@ def load_bundle(model_uri: str) -> Any:
 
 
 def model_signature(numeric_features: tuple[str, ...], integer_features: frozenset[str]) -> Any:
-    """Inputs: optional track_id, artist and numeric features (integers as the data contract
-    says: key, mode, duration_ms, year); params: task and k."""
+    """The signature of a logged songrec model (models/pyfunc.py).
+
+    Inputs, all optional (a row is a catalog track by its id, or a track by its features):
+    track_id and track_artist (strings), the numeric features as doubles, except the integer
+    ones (key, mode, duration_ms, year: `integer_features`), which are `any`. MLflow's "long"
+    rejects a column with missing values, which a playlist mixing ids and feature rows always
+    has, and its "double" rejects an int64 column, which feature rows built from the data have;
+    the model itself checks that every feature value is a finite number.
+    Outputs: the recommend task's frame (models.pyfunc.RECOMMENDATION_TYPES). MLflow records one
+    output schema per model and does not enforce it; the genre and popularity tasks answer
+    other columns. Params: task ("recommend") and k (10)."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    from songrec.models.pyfunc import DEFAULT_K, OPTIONAL_OUTPUTS, RECOMMENDATION_TYPES
 
     columns: list[Any] = [
         ColSpec("string", "track_id", required=False),
         ColSpec("string", "track_artist", required=False),
     ]
     columns += [
-        ColSpec("long" if name in integer_features else "double", name, required=False)
+        ColSpec(AnyType() if name in integer_features else "double", name, required=False)
         for name in numeric_features
     ]
-    params = ParamSchema([ParamSpec("task", "string", "recommend"), ParamSpec("k", "long", 10)])
-    return ModelSignature(inputs=Schema(columns), params=params)
+    outputs = Schema(
+        [
+            ColSpec(dtype, name, required=name not in OPTIONAL_OUTPUTS)
+            for name, dtype in RECOMMENDATION_TYPES.items()
+        ]
+    )
+    params = ParamSchema([ParamSpec("task", "string", "recommend"), ParamSpec("k", "long", DEFAULT_K)])
+    return ModelSignature(inputs=Schema(columns), outputs=outputs, params=params)
