@@ -58,7 +58,6 @@ def test_serve_starts_ready_fast_on_the_local_bundle_and_logs_its_requests(
         answer = requests.post(f"{url}/recommend", json={"track_ids": ids[:3], "k": 4}, timeout=10)
         assert answer.status_code == 200, answer.text
         assert "http://127.0.0.1" in log.read_text()  # the URL is printed
-    assert seconds < 15, f"ready after {seconds:.1f} s"  # the benchmark reports the real figure (target 5 s)
     # A stopped server has written what it logged (the writer drains its queue on shutdown).
     engine = create_engine(f"sqlite:///{project / 'var' / 'events.db'}")
     with engine.connect() as connection:
@@ -78,9 +77,11 @@ def test_serve_follows_the_registry_champion(project: Path, tmp_path: Path) -> N
     with _serve(project, log, port) as process:
         wait_http(f"{url}/ready", process, log, timeout=60)
         assert (_ready(url)["model_source"], _ready(url)["model_version"]) == ("registry", "1")
-        run_cli("songrec", "run", "evaluate", cwd=project)  # version 2, as good: promoted
+        run_cli("songrec", "run", "evaluate", cwd=project)  # version 2: a candidate only
         promotion = json.loads((project / "reports" / "promotion.json").read_text())
-        assert promotion["promoted"] and promotion["champion_version_after"] == "2"
+        assert not promotion["promoted"] and promotion["champion_version_after"] == "1"
+        assert "the gate would promote it" in promotion["reason"]
+        run_cli("songrec", "promote", "--version", "2", cwd=project)  # the release, through the gate
         deadline = time.monotonic() + 60
         while _ready(url)["model_version"] != "2" and time.monotonic() < deadline:
             time.sleep(0.5)  # the background check (every 1 s here) swaps it in
@@ -101,7 +102,7 @@ def test_serve_follows_the_registry_champion(project: Path, tmp_path: Path) -> N
         assert _ready(url)["model_version"] == "1"
         # The summary tells the last run's decision (v2 promoted) from what serves now (v1).
         summary = run_cli("songrec", "summary", cwd=project).stdout
-        assert "last run: songrec v2 promoted to champion" in summary
+        assert "last run: songrec v2 kept as challenger" in summary
         assert "serving now: songrec v1 (the registry's champion)" in summary
         again = run_cli("songrec", "rollback", cwd=project, check=False)
         assert again.returncode != 0 and "replaced no earlier champion" in again.stderr
