@@ -3,7 +3,8 @@
 Daily (and on demand): looks for new files in the incoming folder or S3 prefix, and for a
 changed source; when the new rows grow the data by more than `min_growth_share` (or the run is
 forced, e.g. by songrec_monitoring), accepts them as the addition of this logical date and runs
-the pipeline (the promotion gate decides about `champion`), then asks the serving API to reload
+the pipeline, releases the new candidate if the promotion gate passes (this is the production
+path: a pipeline run alone only registers candidates), then asks the serving API to reload
 (SONGREC_API_URL and SONGREC_ADMIN_TOKEN; a failure there is logged, not fatal).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import Param, dag, task
 
-from songrec.orchestration.airflow_tasks import DAG_DEFAULTS, stage_tasks
+from songrec.orchestration.airflow_tasks import DAG_DEFAULTS, release_task, stage_tasks
 
 
 @dag(
@@ -78,7 +79,7 @@ def songrec_retraining() -> None:
     merge = merge_new_data()
     detect_new_data() >> [EmptyOperator(task_id="nothing_to_do"), merge]
     merge >> first
-    last >> reload_api()
+    last >> release_task() >> reload_api()
 
 
 def logical_date(context: dict) -> str:

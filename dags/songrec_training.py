@@ -1,15 +1,21 @@
 """songrec_training: the pipeline, one task per registry stage, each run through DVC.
 
-Trigger it from the UI (or the REST API); the form's params override params.yaml keys for an
-experiment run, the way `dvc exp run --set-param` does in the workspace. The evaluate task's
-XCom and log carry the MLflow run id and the promotion decision.
+Trigger it from the UI (or the REST API); the form opens ready to submit. A run registers a
+candidate version; with `release` on, it then releases it if the promotion gate passes (as
+songrec_retraining does), else the champion stays. With params overrides in the form, the run
+is an experiment: the whole pipeline runs in a scratch copy of the project with those params
+(orchestration/experiments.py), and the workspace's params.yaml and outputs stay as they are,
+so the next scheduled run uses the committed params. The evaluate (or experiment) task's XCom
+carries the MLflow run id and the gate's verdict.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from songrec.orchestration.airflow_tasks import DAG_DEFAULTS, stage_tasks
+from songrec.orchestration.airflow_tasks import DAG_DEFAULTS, release_task, stage_tasks
+from songrec.orchestration.dvc_runner import DVC_POOL
+from songrec.orchestration.registry import STAGE_NAMES
 
 
 @dag(
@@ -18,10 +24,16 @@ from songrec.orchestration.airflow_tasks import DAG_DEFAULTS, stage_tasks
     doc_md=__doc__,
     **DAG_DEFAULTS,
     params={
+        "release": Param(
+            False,
+            type="boolean",
+            title="Release",
+            description="Release the new candidate if the promotion gate passes; off: register it only.",
+        ),
         "recommender": Param(
-            "",
-            type="string",
-            enum=["", "hybrid", "reference"],
+            None,
+            type=["null", "string"],
+            enum=[None, "hybrid", "reference"],
             title="train.recommender.name",
             description="Recommender for this run; empty keeps params.yaml.",
         ),
@@ -49,8 +61,10 @@ from songrec.orchestration.airflow_tasks import DAG_DEFAULTS, stage_tasks
 )
 def songrec_training() -> None:
     @task(retries=0)  # a bad override fails the same way every time
-    def apply_params(params: dict | None = None) -> dict:
-        """Write the run's overrides into params.yaml (checked first); {} when there are none."""
+    def plan(params: dict | None = None) -> dict:
+        """The run's params overrides, checked against params.yaml's rules (which stays as it is):
+        {key: [committed, this run's]}, {} when there are none."""
+        from songrec.orchestration.dvc_runner import project_root
         from songrec.orchestration.overrides import apply_params_overrides
 
         params = params or {}
@@ -61,10 +75,27 @@ def songrec_training() -> None:
             "train.popularity.max_iter": params.get("popularity_max_iter"),
         }
         overrides.update({key: value for key, value in typed.items() if value is not None})
-        return apply_params_overrides(overrides)
+        return apply_params_overrides(overrides, project_root(), write=False)
 
-    first, _ = stage_tasks()
-    apply_params() >> first
+    @task.branch
+    def route(**context) -> str:
+        changes = context["ti"].xcom_pull(task_ids="plan")
+        return "experiment" if changes else STAGE_NAMES[0]
+
+    @task(task_id="experiment", pool=DVC_POOL, retries=0)
+    def experiment(**context) -> dict:
+        """The pipeline with this run's params, beside the workspace (never in it)."""
+        from songrec.orchestration.dvc_runner import project_root
+        from songrec.orchestration.experiments import run_experiment
+
+        changes = context["ti"].xcom_pull(task_ids="plan")
+        overrides = {key: new for key, (_, new) in changes.items()}
+        return run_experiment(project_root(), overrides, name=f"airflow-{context['run_id']}")
+
+    first, last = stage_tasks()
+    trial = experiment()
+    plan() >> route() >> [trial, first]
+    [last, trial] >> release_task(only_if_param="release")
 
 
 songrec_training()

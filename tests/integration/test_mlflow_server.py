@@ -39,8 +39,12 @@ def test_runs_and_registry_go_to_a_tracking_server(project_copy: Path, tmp_path:
         assert {"plots", "metrics", "reports"} <= artifacts
         assert promotion["challenger_version"] == "2"
         assert promotion["champion_metrics"] is not None  # the second run measured the first champion
-        assert client.get_model_version_by_alias("songrec", "champion").version == "2"
+        # A pipeline run registers a candidate; `songrec promote` releases it, through the gate.
+        assert client.get_model_version_by_alias("songrec", "champion").version == "1"
         assert client.get_model_version_by_alias("songrec", "challenger").version == "2"
+        released = run_cli("songrec", "promote", cwd=project_copy, env=env)
+        assert "songrec v2 released" in released.stdout
+        assert client.get_model_version_by_alias("songrec", "champion").version == "2"
     assert not (project_copy / "mlruns").exists()  # nothing went to the local store
 
 

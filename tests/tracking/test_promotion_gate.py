@@ -38,8 +38,14 @@ def test_an_unloadable_champion_is_compared_by_the_metrics_its_run_logged(
     # Version 1's own metrics, as its run logged them: the same data, so the same figures.
     for name in ("recall_at_100", "genre_macro_f1", "popularity_r2"):
         assert decision["champion_metrics"][name] == pytest.approx(first["challenger_metrics"][name])
-    assert decision["promoted"] and decision["champion_version_after"] == "2"
     assert "cannot be measured on this data" in result.stderr
+    # A pipeline run registers; the release moves champion, judged the same way.
+    assert not decision["promoted"] and "the gate would promote it" in decision["reason"]
+    released = run_cli("songrec", "promote", cwd=project)
+    assert "songrec v2 released" in released.stdout
+    release = json.loads((project / "reports/release.json").read_text())
+    assert release["promoted"] and release["champion_version_after"] == "2"
+    assert "compared with the metrics its own run logged" in release["reason"]
 
 
 def test_a_champion_with_nothing_to_compare_keeps_serving(trained_project: Path, tmp_path: Path) -> None:
@@ -59,6 +65,8 @@ def test_a_champion_with_nothing_to_compare_keeps_serving(trained_project: Path,
     decision = json.loads((project / "reports/promotion.json").read_text())
     assert decision["champion_version_before"] == str(gone.version) == "2"
     assert not decision["promoted"] and decision["champion_version_after"] == "2"
-    assert decision["reason"].startswith("not compared, so not promoted: champion version 2 could not be")
+    assert "not compared, so not promoted: champion version 2 could not be" in decision["reason"]
+    refused = run_cli("songrec", "promote", cwd=project, check=False)
+    assert refused.returncode == 1 and "not released" in refused.stdout
     assert str(client.get_model_version_by_alias("songrec", "champion").version) == "2"
     assert str(client.get_model_version_by_alias("songrec", "challenger").version) == "3"

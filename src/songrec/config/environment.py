@@ -49,6 +49,7 @@ class Environment:
     dvc_remote_url: str | None = None  # SONGREC_DVC_REMOTE_URL
     airflow_home: Path | None = None  # SONGREC_AIRFLOW_HOME
     timings_file: Path | None = None  # SONGREC_TIMINGS_FILE: stage timings, for benchmarks
+    dvc_experiment: str | None = None  # DVC_EXP_NAME: set by `dvc exp run` for its stages
     bundle: Path | None = None  # SONGREC_BUNDLE: serve this file, not the registry's champion
     event_logging: bool = True  # SONGREC_EVENT_LOGGING
     event_hold_seconds: float = 30.0  # SONGREC_EVENT_HOLD_SECONDS
@@ -81,6 +82,7 @@ class Environment:
             dvc_remote_url=text("SONGREC_DVC_REMOTE_URL"),
             airflow_home=path("SONGREC_AIRFLOW_HOME"),
             timings_file=path("SONGREC_TIMINGS_FILE"),
+            dvc_experiment=text("DVC_EXP_NAME"),
             bundle=_bundle(text("SONGREC_BUNDLE")),
             event_logging=_switch(env, "SONGREC_EVENT_LOGGING", default=True),
             event_hold_seconds=_seconds(env, "SONGREC_EVENT_HOLD_SECONDS", default=30.0, most=3600.0),

@@ -315,7 +315,9 @@ class ConfigurationManager:
         for name in tolerances.data:
             if name not in known:
                 raise tolerances.fail(name, tolerances.data[name], f"unknown metric; known: {sorted(known)}")
-            pairs.append((name, tolerances.get(name, float, check=lambda v: v >= 0, rule="must be >= 0")))
+            # Above 0.1 the gate would pass a model a tenth worse: a typo, not a policy.
+            tolerance = tolerances.get(name, float, check=lambda v: 0 <= v <= 0.1, rule="must be in [0, 0.1]")
+            pairs.append((name, tolerance))
         return EvaluateConfig(
             catalog=self._transform.catalog,
             memberships=self._transform.memberships,
@@ -336,4 +338,6 @@ class ConfigurationManager:
                 {rule.name for rule in self.schema.columns if rule.dtype == "int"} | {"year"}
             ),
             event_store_url=self._serve.event_store_url,
+            project_root=self.root,
+            dvc_experiment=self.environment.dvc_experiment,
         )

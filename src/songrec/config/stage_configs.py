@@ -136,6 +136,8 @@ class EvaluateConfig:
     params_file: Path
     integer_features: frozenset[str]  # numeric model inputs that are whole numbers
     event_store_url: str  # where moves of the champion alias are recorded (monitoring)
+    project_root: Path  # the git work tree a run's lineage is read from
+    dvc_experiment: str | None = None  # the `dvc exp run` experiment this run belongs to
 
     @property
     def metric_files(self) -> dict[str, Path]:

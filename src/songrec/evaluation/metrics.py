@@ -6,6 +6,7 @@ promotion gate (challenger and champion on the same data) and the tests share th
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_absolute_error, r2_score
 
+from songrec.evaluation.bootstrap import Evidence
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Playlist, Recommender, top_k
 
@@ -27,6 +29,8 @@ def genre_metrics(bundle: SongrecBundle, test: pd.DataFrame) -> dict[str, Any]:
         "macro_f1": float(f1_score(truth, predicted, average="macro", labels=labels)),
         "labels": labels,
         "confusion_matrix": confusion_matrix(truth, predicted, labels=labels).tolist(),
+        "truth": truth,
+        "predicted": predicted,
     }
 
 
@@ -41,18 +45,17 @@ def popularity_metrics(bundle: SongrecBundle, test: pd.DataFrame) -> dict[str, A
     }
 
 
-def continuation_metrics(
+def continuation_per_playlist(
     recommender: Recommender, track_index: pd.Index, eval_playlists: pd.DataFrame, ks: Sequence[int]
-) -> dict[str, float]:
-    """Mean Recall@K and NDCG@K over the evaluation playlists.
+) -> dict[str, np.ndarray]:
+    """Recall@K and NDCG@K of each evaluation playlist (in playlist id order).
 
     Each playlist's visible tracks are the query and its hidden tracks the answer. A hidden
     track that the recommender's catalog does not hold counts as missed.
     """
     max_k = max(ks)
-    sums = {f"{name}_at_{k}": 0.0 for k in ks for name in ("recall", "ndcg")}
+    values: dict[str, list[float]] = {f"{name}_at_{k}": [] for k in ks for name in ("recall", "ndcg")}
     discounts = 1.0 / np.log2(np.arange(2, max_k + 2))
-    n_playlists = 0
     for _, group in eval_playlists.groupby("playlist_id", sort=True):
         hidden_mask = (group["part"] == "hidden").to_numpy()
         seeds = track_index.get_indexer(group["track_id"][~hidden_mask])
@@ -66,10 +69,27 @@ def continuation_metrics(
         hits = np.pad(hits, (0, max_k - len(hits)))
         for k in ks:
             ideal = discounts[: min(n_targets, k)].sum()
-            sums[f"recall_at_{k}"] += hits[:k].sum() / n_targets
-            sums[f"ndcg_at_{k}"] += float(hits[:k] @ discounts[:k]) / ideal
-        n_playlists += 1
-    return {name: total / max(n_playlists, 1) for name, total in sums.items()}
+            values[f"recall_at_{k}"].append(hits[:k].sum() / n_targets)
+            values[f"ndcg_at_{k}"].append(float(hits[:k] @ discounts[:k]) / ideal)
+    return {name: np.asarray(per_playlist, dtype=np.float64) for name, per_playlist in values.items()}
+
+
+def continuation_metrics(
+    recommender: Recommender, track_index: pd.Index, eval_playlists: pd.DataFrame, ks: Sequence[int]
+) -> dict[str, float]:
+    """Mean Recall@K and NDCG@K over the evaluation playlists."""
+    return mean_of(continuation_per_playlist(recommender, track_index, eval_playlists, ks))
+
+
+def mean_of(per_playlist: dict[str, np.ndarray]) -> dict[str, float]:
+    """The mean of each metric over the playlists, summed in playlist order (as the gate resamples)."""
+    means = {}
+    for name, values in per_playlist.items():
+        total = 0.0
+        for value in values.tolist():
+            total += value
+        means[name] = total / max(len(values), 1)
+    return means
 
 
 @dataclass(frozen=True)
@@ -78,8 +98,12 @@ class BundleResults:
 
     genre: dict[str, Any]
     popularity: dict[str, Any]
-    continuation: dict[str, float]
+    per_playlist: dict[str, np.ndarray]
     test_tracks: int
+
+    @property
+    def continuation(self) -> dict[str, float]:
+        return mean_of(self.per_playlist)
 
     @property
     def gated(self) -> dict[str, float]:
@@ -92,6 +116,20 @@ class BundleResults:
             **self.continuation,
         }
 
+    @property
+    def evidence(self) -> Evidence:
+        """The units the gated metrics are computed from, for the bootstrap."""
+        labels = list(self.genre["labels"])
+        codes = {label: code for code, label in enumerate(labels)}
+        return Evidence(
+            per_playlist=self.per_playlist,
+            genre_truth=np.array([codes.get(str(g), -1) for g in self.genre["truth"]]),
+            genre_predicted=np.array([codes[str(g)] for g in self.genre["predicted"]]),
+            n_genres=len(labels),
+            popularity_truth=self.popularity["actual"],
+            popularity_predicted=self.popularity["predicted"],
+        )
+
 
 def measure_bundle(
     bundle: SongrecBundle, catalog: pd.DataFrame, eval_playlists: pd.DataFrame, ks: Sequence[int]
@@ -102,6 +140,16 @@ def measure_bundle(
     return BundleResults(
         genre=genre_metrics(bundle, test),
         popularity=popularity_metrics(bundle, test),
-        continuation=continuation_metrics(bundle.recommender, bundle.track_index, eval_playlists, ks),
+        per_playlist=continuation_per_playlist(bundle.recommender, bundle.track_index, eval_playlists, ks),
         test_tracks=len(test),
     )
+
+
+def evaluation_digest(catalog: pd.DataFrame, eval_playlists: pd.DataFrame) -> str:
+    """A short fingerprint of the evaluation data: the test tracks and the evaluation playlists."""
+    test = catalog.loc[catalog["split"] == "test", ["track_id", "genre", "popularity"]]
+    pairs = eval_playlists[["playlist_id", "track_id", "part"]]
+    digest = hashlib.sha256()
+    for frame in (test, pairs):
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:12]

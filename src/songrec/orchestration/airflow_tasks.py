@@ -12,7 +12,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from songrec.orchestration.dvc_runner import DVC_POOL
 from songrec.orchestration.registry import STAGES, Stage
@@ -58,3 +58,23 @@ def stage_tasks() -> tuple[Any, Any]:
     for upstream, downstream in pairwise(tasks):
         upstream >> downstream
     return tasks[0], tasks[-1]
+
+
+def release_task(only_if_param: str | None = None) -> Any:
+    """The task that releases the candidate the run just registered, if the gate passes (the
+    production path); with `only_if_param`, only when that DAG param is true (else it skips)."""
+
+    # After the stages, or after an experiment: whichever path the run took (the other skipped).
+    @task(task_id="release", retries=0, trigger_rule="none_failed_min_one_success")
+    def release(params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from songrec.config.manager import ConfigurationManager
+        from songrec.orchestration.dvc_runner import project_root
+        from songrec.tracking.promotion import release_in_workspace
+
+        if only_if_param is not None and not (params or {}).get(only_if_param):
+            raise AirflowSkipException(f"`{only_if_param}` is off: the run registered a candidate only")
+        decision = release_in_workspace(ConfigurationManager(project_root()))
+        print(f"release of v{decision['challenger_version']}: {decision['promoted']} ({decision['reason']})")
+        return {key: decision[key] for key in ("challenger_version", "promoted", "reason")}
+
+    return release()

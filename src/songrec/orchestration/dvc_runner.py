@@ -66,9 +66,9 @@ def dvc_lock(root: Path, timeout: float = 3600.0) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run_stage(name: str, root: Path | None = None) -> dict[str, Any]:
-    """Run one registry stage through DVC; log its output; return a small summary for XCom."""
-    root = root or project_root()
+def run_dvc(arguments: list[str], root: Path) -> tuple[int, list[str]]:
+    """Run `dvc <arguments>` in `root` (one DVC command at a time there), its output logged line
+    by line; return the exit code and the lines."""
     bin_dir = str(Path(sys.executable).parent)
     env = {
         **os.environ,
@@ -76,10 +76,9 @@ def run_stage(name: str, root: Path | None = None) -> dict[str, Any]:
         "SONGREC_ROOT": str(root),
     }
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    command = [str(Path(bin_dir) / "dvc"), "repro", "--single-item", name]
-    started = time.perf_counter()
+    command = [str(Path(bin_dir) / "dvc"), *arguments]
     with dvc_lock(root):
-        log.info("running %s in %s", " ".join(command[1:]), root)
+        log.info("running dvc %s in %s", " ".join(arguments), root)
         process = subprocess.Popen(
             command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -88,8 +87,14 @@ def run_stage(name: str, root: Path | None = None) -> dict[str, Any]:
         for line in process.stdout:
             lines.append(line.rstrip())
             log.info("%s", line.rstrip())
-        code = process.wait()
-    output = "\n".join(lines)
+        return process.wait(), lines
+
+
+def run_stage(name: str, root: Path | None = None) -> dict[str, Any]:
+    """Run one registry stage through DVC; log its output; return a small summary for XCom."""
+    root = root or project_root()
+    started = time.perf_counter()
+    code, lines = run_dvc(["repro", "--single-item", name], root)
     if code != 0:
         tail = "\n".join(lines[-OUTPUT_TAIL_LINES:])
         stage = get_stage(name)
@@ -97,10 +102,9 @@ def run_stage(name: str, root: Path | None = None) -> dict[str, Any]:
             f"stage {name} failed (dvc exit code {code}):\n{tail}",
             retryable=not stage.data_error(ConfigurationManager(root)),
         )
-    ran = f"Running stage '{name}'" in output
     summary: dict[str, Any] = {
         "stage": name,
-        "ran": ran,
+        "ran": f"Running stage '{name}'" in "\n".join(lines),
         "seconds": round(time.perf_counter() - started, 1),
         **get_stage(name).summary(ConfigurationManager(root)),
     }

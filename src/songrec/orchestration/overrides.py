@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,14 @@ from songrec.orchestration.dvc_runner import project_root
 log = logging.getLogger(__name__)
 
 
-def apply_params_overrides(overrides: Mapping[str, Any], root: Path | None = None) -> dict[str, Any]:
+def apply_params_overrides(
+    overrides: Mapping[str, Any], root: Path | None = None, *, write: bool = True
+) -> dict[str, Any]:
     """Set dotted params.yaml keys for an experiment run, as `dvc exp run --set-param` does.
 
     The new file is checked by the ConfigurationManager before it replaces params.yaml, so a
     bad value fails here, naming the key, and params.yaml stays as it was. Comments are kept.
+    With `write` off, only the check: params.yaml is never replaced.
     Returns {key: [old, new]} for the keys that changed.
     """
     root = root or project_root()
@@ -47,6 +51,13 @@ def apply_params_overrides(overrides: Mapping[str, Any], root: Path | None = Non
             node[last] = value
     if not changes:
         return {}
+    if not write:
+        with tempfile.TemporaryDirectory(prefix="songrec-params-") as folder:
+            checked = Path(folder) / PARAMS_FILE
+            with checked.open("w") as handle:
+                yaml.dump(document, handle)
+            ConfigurationManager(root, params_file=checked)  # raises ConfigError naming the bad key
+        return changes
     with atomic_path(path, suffix=".yaml") as tmp:
         with tmp.open("w") as handle:
             yaml.dump(document, handle)

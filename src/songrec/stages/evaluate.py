@@ -27,15 +27,17 @@ from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import EvaluateConfig
 from songrec.core.io import read_json, read_parquet, require, write_json
 from songrec.core.progress import heartbeat
+from songrec.evaluation.bootstrap import Interval, intervals
 from songrec.evaluation.metrics import continuation_metrics, measure_bundle
 from songrec.evaluation.plots import confusion_matrix_plot, continuation_plot, popularity_plot
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Recommender
 from songrec.models.recommender.baselines import MostPopularRecommender, RandomRecommender
 from songrec.models.reference import ReferenceRecommender
-from songrec.tracking.promotion import promote
+from songrec.tracking.lineage import run_lineage
+from songrec.tracking.promotion import register_candidate
 from songrec.tracking.registry import MODEL_REQUIREMENTS, model_signature
-from songrec.tracking.setup import configure, redact
+from songrec.tracking.setup import configure, mlflow_client, redact
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +79,34 @@ def evaluate_offline(
             continuation["songrec"][f"recall_at_{top}"] / reference_recall if reference_recall > 0 else None
         ),
     }
+    # 95% bootstrap intervals of the headline metrics: over test tracks, over evaluation playlists.
+    spans = intervals(measured.evidence, ["genre_macro_f1", "popularity_r2", *measured.per_playlist], seed)
+    recommender_json["songrec_ci95"] = {name: _span(spans[name]) for name in measured.per_playlist}
     test_tracks = measured.test_tracks
     return {
-        "genre": {"accuracy": genre["accuracy"], "macro_f1": genre["macro_f1"], "test_tracks": test_tracks},
-        "popularity": {"r2": popularity["r2"], "mae": popularity["mae"], "test_tracks": test_tracks},
+        "genre": {
+            "accuracy": genre["accuracy"],
+            "macro_f1": genre["macro_f1"],
+            "macro_f1_ci95": _span(spans["genre_macro_f1"]),
+            "test_tracks": test_tracks,
+        },
+        "popularity": {
+            "r2": popularity["r2"],
+            "r2_ci95": _span(spans["popularity_r2"]),
+            "mae": popularity["mae"],
+            "test_tracks": test_tracks,
+        },
         "recommender": recommender_json,
         "gated": measured.gated,
+        "continuation": continuation,
+        "_measured": measured,
         "_confusion": (genre["confusion_matrix"], genre["labels"]),
         "_popularity": (popularity["actual"], popularity["predicted"]),
     }
+
+
+def _span(found: Interval) -> dict[str, float]:
+    return {"low": found.low, "high": found.high}
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -109,10 +130,7 @@ def write_outputs(config: EvaluateConfig, results: dict[str, Any]) -> None:
     confusion_matrix_plot(matrix, labels, config.plots_dir / "confusion_matrix.png")
     actual, predicted = results["_popularity"]
     popularity_plot(actual, predicted, results["popularity"]["r2"], config.plots_dir / "popularity.png")
-    continuation = {
-        name: values for name, values in results["recommender"].items() if isinstance(values, dict)
-    }
-    continuation_plot(continuation, config.k, config.plots_dir / "continuation.png")
+    continuation_plot(results["continuation"], config.k, config.plots_dir / "continuation.png")
 
 
 def example_playlist(bundle: SongrecBundle) -> pd.DataFrame:
@@ -132,11 +150,20 @@ def log_run(
     configure(config.tracking)
     params = yaml.safe_load(config.params_file.read_text())
     metrics = {k: float(v) for k, v in flatten(results["gated"]).items()}
-    for name, values in results["recommender"].items():
-        if isinstance(values, dict) and name != "songrec":
+    for name, values in results["continuation"].items():
+        if name != "songrec":
             metrics.update({f"{name}.{k}": float(v) for k, v in values.items()})
+    for name, span in flatten(
+        {
+            "genre_macro_f1": results["genre"]["macro_f1_ci95"],
+            "popularity_r2": results["popularity"]["r2_ci95"],
+            **results["recommender"]["songrec_ci95"],
+        }
+    ).items():
+        metrics[f"{name.replace('.', '_ci95_')}"] = float(span)
     bundle = joblib.load(config.bundle)
-    with mlflow.start_run(run_name=f"pipeline {ingestion['sha256'][:8]}") as run:
+    lineage = run_lineage(config)
+    with mlflow.start_run(run_name=lineage.run_name) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
         mlflow.log_metrics(metrics)
         mlflow.set_tags(
@@ -146,6 +173,7 @@ def log_run(
                 "dataset.source": ingestion["source"],
                 "dataset.sha256": ingestion["sha256"],
                 "dataset.rows": str(ingestion["rows"]),
+                **lineage.tags,
             }
         )
         with warnings.catch_warnings():  # a local path matches two equivalent MLflow source kinds
@@ -168,6 +196,9 @@ def log_run(
             registered_model_name=config.tracking.registered_model,
         )
         version = str(info.registered_model_version)
+    mlflow_client().update_model_version(
+        config.tracking.registered_model, version, description=lineage.describe(run.info.run_id, params)
+    )
     return run.info.run_id, version
 
 
@@ -185,7 +216,7 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     with heartbeat("logging the run and registering the model in MLflow", log):
         run_id, version = log_run(config, results, ingestion, catalog)
     with heartbeat("the promotion gate", log):
-        decision = promote(config, version, results["gated"], catalog, eval_playlists, run_id)
+        decision = register_candidate(config, version, results["_measured"], catalog, eval_playlists, run_id)
     decision = {
         "run_id": run_id,
         "tracking_uri": redact(config.tracking.uri),

@@ -19,6 +19,8 @@ from songrec.core.errors import TrackingError
 
 log = logging.getLogger(__name__)
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+
 
 def point_at(uri: str) -> None:
     """Set MLflow's tracking and registry URI for this process only.
@@ -59,7 +61,12 @@ def configure(config: TrackingConfig, *, create_experiment: bool = True) -> None
     point_at(config.uri)
     try:
         if mlflow.get_experiment_by_name(config.experiment) is None:
-            mlflow.create_experiment(config.experiment, artifact_location=config.artifact_location)
+            mlflow.create_experiment(
+                config.experiment,
+                artifact_location=config.artifact_location,
+                # MLflow's UI opens an experiment of this kind on its runs (not on traces)
+                tags={EXPERIMENT_KIND_TAG: "custom_model_development"},
+            )
         mlflow.set_experiment(config.experiment)
     except Exception as exc:
         raise TrackingError(

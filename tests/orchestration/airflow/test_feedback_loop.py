@@ -99,8 +99,8 @@ def test_the_loop_closes(airflow_db: None, tmp_path: Path, data) -> None:  # typ
             task_ids="detect_new_data", key="plan"
         )
         assert plan["new_rows"] > 0
-        evaluate = retrained.get_task_instance("evaluate").xcom_pull(task_ids="evaluate")
-        assert evaluate["promoted"] is True and evaluate["champion_version_after"] == "2"
+        released = retrained.get_task_instance("release").xcom_pull(task_ids="release")
+        assert released["promoted"] is True and released["challenger_version"] == "2", released
         reload = retrained.get_task_instance("reload_api").xcom_pull(task_ids="reload_api")
         assert reload["ok"] is True
         deadline = time.monotonic() + 30

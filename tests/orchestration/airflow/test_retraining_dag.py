@@ -61,13 +61,15 @@ def test_new_data_is_taken_in_trained_gated_and_promoted(trained: Path, sample_f
     states = task_states(run)
     assert str(run.state) == "success", states
     assert states["nothing_to_do"] == "skipped"
-    assert all(states[name] == "success" for name in ["merge_new_data", *STAGES, "reload_api"])
+    assert all(states[name] == "success" for name in ["merge_new_data", *STAGES, "release", "reload_api"])
     plan = run.get_task_instance("detect_new_data").xcom_pull(task_ids="detect_new_data", key="plan")
     assert plan["train"] and plan["new_rows"] == len(new) and plan["trigger_reason"] == "test: new playlists"
     evaluate = run.get_task_instance("evaluate").xcom_pull(task_ids="evaluate")
-    assert evaluate["promoted"] is True
-    assert evaluate["champion_version_before"] == "1"
-    assert evaluate["champion_version_after"] == "2"
+    # The pipeline registers a candidate; the production path's release task moves champion.
+    assert evaluate["promoted"] is False and evaluate["challenger_version"] == "2"
+    assert evaluate["champion_version_before"] == evaluate["champion_version_after"] == "1"
+    released = run.get_task_instance("release").xcom_pull(task_ids="release")
+    assert released["challenger_version"] == "2" and released["promoted"] is True, released
     reload = run.get_task_instance("reload_api").xcom_pull(task_ids="reload_api")
     assert reload["requested"] is True and reload["ok"] is False  # the API was down: logged, not fatal
     record = json.loads((trained / "data/raw/ingestion.json").read_text())

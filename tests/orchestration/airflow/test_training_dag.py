@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import run_cli
 from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,9 @@ def test_every_stage_task_succeeds_in_order(trained_by_airflow) -> None:  # type
     _, run = trained_by_airflow
     states = task_states(run)
     assert str(run.state) == "success", states
-    assert all(states[name] == "success" for name in ["apply_params", *STAGES])
+    assert all(states[name] == "success" for name in ["plan", "route", *STAGES])
+    assert states["experiment"] == "skipped"  # no overrides: the workspace's own pipeline
+    assert states["release"] == "skipped"  # `release` off: the run registers a candidate only
 
 
 def test_run_id_and_promotion_are_xcom(trained_by_airflow) -> None:  # type: ignore[no-untyped-def]
@@ -58,20 +60,54 @@ def test_dvc_status_is_clean_and_metrics_match_dvc_repro(
         assert ours == theirs, name
 
 
-def test_params_from_the_trigger_form_override_params_yaml(dagbag, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    project = dvc_project(tmp_path / "project", None)
-    shutil.copy(ROOT / "params.yaml", project / "params.yaml")  # the commented original
+def test_the_trigger_form_opens_valid(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """Every param's default passes its own schema, and none is required: the form can be
+    submitted as it opens (a field that rejects its own default keeps Trigger disabled)."""
+    params = dagbag.get_dag("songrec_training").params
+    params.validate()  # raises on a default that breaks its schema
+    for name in ("recommender", "genre_max_iter", "popularity_max_iter"):
+        assert "null" in params.get_param(name).schema["type"], name  # empty is allowed
+
+
+def test_overrides_run_as_an_experiment_beside_the_workspace(trained_by_airflow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The form's params run the pipeline in a scratch copy: params.yaml, dvc.lock and the
+    outputs of the workspace stay as they are; the candidate lands in the shared registry."""
+    import mlflow
+
+    source, _ = trained_by_airflow
+    project = tmp_path / "project"
+    shutil.copytree(source, project)
+    before = {name: (project / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
+    bundle = (project / "models/bundle/bundle.joblib").read_bytes()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SONGREC_ROOT", str(project))
-        run = dagbag.get_dag("songrec_training").test(
-            run_conf={"genre_max_iter": 40, "params_overrides": {"train.recommender.regularization_c": 0.5}},
-            mark_success_pattern="^(" + "|".join(STAGES) + ")$",
+        run = (
+            fresh_dagbag()
+            .get_dag("songrec_training")
+            .test(
+                run_conf={
+                    "genre_max_iter": 40,
+                    "params_overrides": {"train.recommender.regularization_c": 0.5},
+                }
+            )
         )
-    changes = run.get_task_instance("apply_params").xcom_pull(task_ids="apply_params")
-    assert changes == {"train.genre.max_iter": [300, 40], "train.recommender.regularization_c": [1.0, 0.5]}
-    text = (project / "params.yaml").read_text()
-    assert "max_iter: 40" in text
-    assert "# Hyperparameters only" in text  # comments survive
+    states = task_states(run)
+    assert str(run.state) == "success", states
+    assert states["experiment"] == "success" and all(states[name] == "skipped" for name in STAGES)
+    outcome = run.get_task_instance("experiment").xcom_pull(task_ids="experiment")
+    assert outcome["params"] == {
+        "train.genre.max_iter": [300, 40],
+        "train.recommender.regularization_c": [1.0, 0.5],
+    }
+    assert {name: (project / name).read_bytes() for name in ("params.yaml", "dvc.lock")} == before
+    assert (project / "models/bundle/bundle.joblib").read_bytes() == bundle
+    assert not any((project / "var" / "experiments").iterdir())  # the scratch copy is gone
+    store = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    logged = client.get_run(outcome["run_id"]).data.params
+    assert (logged["train.genre.max_iter"], logged["train.recommender.regularization_c"]) == ("40", "0.5")
+    assert client.get_model_version_by_alias("songrec", "challenger").version == outcome["challenger_version"]
+    assert client.get_model_version_by_alias("songrec", "champion").version == "1"  # not released
 
 
 def test_a_bad_override_fails_before_any_stage(dagbag, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -83,8 +119,8 @@ def test_a_bad_override_fails_before_any_stage(dagbag, tmp_path: Path) -> None: 
             run_conf={"params_overrides": {"train.genre.max_iter": -3}}
         )
     states = task_states(run)
-    assert states["apply_params"] == "failed"
-    assert all(states[name] == "upstream_failed" for name in STAGES)
+    assert states["plan"] == "failed"
+    assert all(states[name] == "upstream_failed" for name in [*STAGES, "experiment"])
     assert (project / "params.yaml").read_text() == before
 
 
