@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from songrec.config.manager import ConfigurationManager
 from songrec.evaluation.metrics import continuation_metrics
@@ -18,6 +19,7 @@ from songrec.models.recommender.baselines import MostPopularRecommender, RandomR
 from songrec.models.recommender.hybrid import HybridRecommender
 from songrec.models.recommender.index import MEMBERSHIP_SIGNALS, SIGNALS
 from songrec.models.recommender.reranker import candidate_features
+from songrec.models.recommender.sparse_ops import membership_matrices
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +212,53 @@ def test_top_k_of_a_catalog_sized_array_is_a_plain_sort(layout: str, n: int) -> 
     order = [i for i in np.lexsort((np.arange(len(scores)), -scores)).tolist() if i not in excluded]
     for k in (1, 10, 300, 5_000):
         assert top_k(scores, k, exclude).tolist() == order[:k], k
+
+
+def test_fitting_does_not_depend_on_how_a_partition_breaks_ties(
+    bundle: SongrecBundle, data: dict[str, pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Which of several equal scores a bare argpartition keeps depends on the CPU's sort kernel;
+    if hard-negative mining picked its candidates so, the weights and the metrics would move
+    from one machine to another. Every track twinned (a copy in no playlist: equal signals
+    for most playlists), a partition that breaks ties the other way learns the same model."""
+    catalog = data["catalog"]
+    twins = catalog.assign(
+        track_id=catalog["track_id"] + "-twin", playlist_ids=[[]] * len(catalog), n_playlists=0
+    )
+    both = pd.concat([catalog, twins], ignore_index=True)
+
+    def fit() -> HybridRecommender:
+        recommender = bundle.recommender
+        assert isinstance(recommender, HybridRecommender)
+        with threadpool_limits(limits=1, user_api="blas"):  # as `songrec run` fits: 10x faster here
+            return HybridRecommender(recommender.feature_names, mining_rounds=2).fit(
+                both, data["memberships"]
+            )
+
+    usual = fit()
+    partition = np.argpartition
+    monkeypatch.setattr(np, "argpartition", lambda a, kth, **_: len(a) - 1 - partition(a[::-1], kth))
+    other = fit()
+    np.testing.assert_array_equal(other.weights_, usual.weights_)
+    assert other.intercept_ == usual.intercept_
+    np.testing.assert_array_equal(other.reranker_.weights, usual.reranker_.weights)
+
+
+def test_a_playlists_subgenre_tie_goes_to_the_alphabetically_first() -> None:
+    """A playlist listed under two subgenres equally often: the choice must not depend on the
+    order a sort leaves equal counts in (that too depends on the CPU)."""
+    memberships = pd.DataFrame(
+        {
+            "playlist_id": ["p", "p", "p", "p", "q"],
+            "track_id": ["a", "b", "c", "d", "e"],
+            "subgenre": ["pop edm", "pop edm", "hip pop", "hip pop", "trap"],
+        }
+    )
+    track_ids = pd.Index(["a", "b", "c", "d", "e"])
+    matrices = membership_matrices(track_ids, np.arange(5), 5, memberships)
+    # Subgenres in alphabetical order: hip pop, pop edm, trap. Every track of p has p's profile.
+    np.testing.assert_array_equal(matrices["track_subgenres"][:4], [[1.0, 0.0, 0.0]] * 4)
+    np.testing.assert_array_equal(matrices["track_subgenres"][4], [0.0, 0.0, 1.0])
 
 
 def test_signals_at_some_tracks_are_those_tracks_signals(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]

@@ -53,7 +53,7 @@ def test_every_input_is_written_by_an_earlier_stage_or_is_a_source() -> None:
             assert dep in written or any(dep.is_relative_to(i) for i in inputs) or dep.suffix == ".yaml", (
                 f"{stage.name} reads {dep} before any stage writes it"
             )
-        written |= set(stage.outs(manager)) | set(stage.uncached_outs(manager))
+        written |= set(stage.outs(manager))
 
 
 def test_configuration_manager_creates_nothing(project: Path) -> None:

@@ -7,6 +7,8 @@ import hashlib
 import http.server
 import io
 import json
+import re
+import shutil
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ import pytest
 from songrec.config.manager import ConfigurationManager
 from songrec.core.errors import IngestionError
 from songrec.stages import ingest
-from tests.conftest import edit_yaml, free_port
+from tests.conftest import edit_yaml, free_port, make_project
 
 
 @pytest.fixture
@@ -52,8 +54,26 @@ def test_reads_every_format_and_writes_a_record(project: Path, small_csv: bytes,
     record = json.loads(manager.ingest().record.read_text())
     assert len(raw) == 50 == record["rows"]
     assert record["sha256"] == hashlib.sha256(payload).hexdigest()
-    assert record["source"] == f"file://{path}"
-    assert {"source", "sha256", "rows", "ingested_at"} <= set(record)
+    assert record["source"] == f"file://{path}"  # a URL is recorded as configured
+    assert {"source", "sha256", "rows", "columns", "additions"} <= set(record)
+
+
+def test_the_record_is_the_same_bytes_in_any_clone_at_any_time(
+    tmp_path: Path, sample_frame: pd.DataFrame
+) -> None:
+    """ingestion.json is a DVC output: two clones (other folders, other times) that ingest the
+    same source must write the same bytes, or every `make run` would change dvc.lock."""
+    first = make_project(tmp_path / "one", sample_frame)
+    second = shutil.copytree(first, tmp_path / "two")  # the same source bytes (gzip holds a time)
+    records = []
+    for clone in (first, second):
+        manager = ConfigurationManager(clone)
+        ingest.run(manager)
+        records.append(manager.ingest().record.read_text())
+    assert records[0] == records[1]
+    assert json.loads(records[0])["source"] == "data/source/spotify_songs.csv.gz"  # relative to the root
+    assert str(tmp_path) not in records[0]
+    assert not re.search(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}", records[0])  # no time of ingestion
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,6 @@ class Stage:
     config_params: tuple[str, ...] = ()  # keys of config/config.yaml that act as params
     metrics: Paths = _none
     plots: Paths = _none
-    uncached_outs: Paths = _none  # outputs DVC records but does not cache (run-specific)
     # Modules whose classes the stage meets only by unpickling its inputs (no import names
     # them), whose code still decides what the stage computes.
     unpickles: tuple[str, ...] = ()
@@ -132,6 +131,9 @@ STAGES: tuple[Stage, ...] = (
             m.evaluate().ingestion_record,
             m.evaluate().validation_report,
         ],
+        # reports/promotion.json is written but not declared: it holds the registry's answer
+        # (run id, version, the gate's verdict), not a function of the stage's inputs, and a
+        # new one in dvc.lock after every run would leave the work tree changed.
         outs=_none,
         params=("seed", "evaluate"),
         metrics=lambda m: list(m.evaluate().metric_files.values()),
@@ -139,7 +141,6 @@ STAGES: tuple[Stage, ...] = (
             m.evaluate().plots_dir / name
             for name in ("confusion_matrix.png", "popularity.png", "continuation.png")
         ],
-        uncached_outs=lambda m: [m.evaluate().promotion_report],
         # The bundle's recommender and predictors: their code scores, whatever the bundle's bytes.
         unpickles=(
             "songrec.models.recommender.hybrid",
@@ -199,7 +200,6 @@ def dvc_pipeline(manager: ConfigurationManager) -> dict[str, Any]:
         if params:
             entry["params"] = params
         outs = [{rel(p): {"persist": True}} for p in stage.outs(manager)]
-        outs += [{rel(p): {"persist": True, "cache": False}} for p in stage.uncached_outs(manager)]
         if outs:
             entry["outs"] = outs
         if metrics := stage.metrics(manager):

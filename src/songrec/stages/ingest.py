@@ -3,8 +3,12 @@
 Reads the source named in config/config.yaml (a local path or file://, http(s)://, or s3://,
 holding a .csv, .csv.gz or a .zip with one CSV), checks its sha256, appends the rows that
 retraining accepted into data/additions/ (one parquet file per logical date), and writes
-data/raw/tracks.parquet and data/raw/ingestion.json (source, sha256, additions, rows, time)
+data/raw/tracks.parquet and data/raw/ingestion.json (source, sha256, additions, rows)
 together, atomically: a failed ingestion leaves the previous raw data as it was.
+
+ingestion.json is a DVC output, so it holds only what the inputs determine: a local source is
+recorded relative to the project root (URLs as configured) and the time of ingestion goes to
+the log, not the file. The same inputs give the same bytes on any machine, and dvc.lock stays.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import io
 import logging
 import zipfile
 import zlib
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +102,13 @@ def parse_tracks(payload: bytes, source: str) -> pd.DataFrame:
 
 
 def ingestion_record(source: str, sha256: str, frame: pd.DataFrame, size: int) -> dict[str, Any]:
+    """What was ingested: a function of the inputs only (no time, no machine-specific path)."""
     return {
         "source": source,
         "sha256": sha256,
         "bytes": size,
         "rows": len(frame),
         "columns": list(frame.columns),
-        "ingested_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -127,12 +130,16 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     additions = read_additions(config.additions_dir)
     if additions:
         frame = pd.concat([frame, *additions.values()], ignore_index=True)
-    record = ingestion_record(config.source, sha256, frame, len(payload))
+    # A local source relative to the project root when inside it (the same in every clone); a
+    # URL, or a path outside the project, as configured.
+    source = config.source if "://" in config.source else manager.relative(Path(config.source))
+    record = ingestion_record(source, sha256, frame, len(payload))
     record["source_rows"] = source_rows
     record["additions"] = {name: len(rows) for name, rows in additions.items()}
     with atomic_dir(config.raw_dir) as staging:
         frame.to_parquet(staging / config.raw_tracks.name, index=False)
         (staging / config.record.name).write_text(_dump(record))
+    # The time of ingestion is logged (the log lines carry it), not recorded in the DVC output.
     log.info("ingested %d rows (sha256 %s) into %s", len(frame), sha256[:12], config.raw_dir)
     return {"rows": len(frame), "sha256": sha256}
 

@@ -86,9 +86,9 @@ class HybridRecommender:
                     )
                 else:
                     ranking = signals @ weights
-                ranking[seeds] = -np.inf
-                n_top = min(self.candidates_per_playlist, len(ranking) - 1)
-                top = np.argpartition(-ranking, n_top)[:n_top]
+                # top_k, not a bare argpartition: which of several equal scores a partition keeps
+                # depends on the CPU's sort kernel, and so would the weights learned from them.
+                top = top_k(ranking, self.candidates_per_playlist, exclude=seeds)
                 noise = rng.choice(
                     len(ranking), size=min(self.random_negatives_per_playlist, len(ranking)), replace=False
                 )

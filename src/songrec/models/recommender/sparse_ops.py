@@ -56,13 +56,19 @@ def membership_matrices(
     by_artist = sparse.csr_matrix(
         (ones[known], (artists[known], playlist_codes[known])), shape=(n_artists, n_playlists)
     )
-    # Each playlist's subgenre (its most common listing), one-hot: playlists x subgenres.
+    # Each playlist's subgenre (its most common listing; ties go to the alphabetically first, as
+    # in transform's majority: value_counts' order among equal counts depends on the CPU's
+    # sort kernel), one-hot: playlists x subgenres.
     subgenre_codes, _ = pd.factorize(kept["subgenre"].to_numpy(), sort=True)
-    playlist_subgenre = (
+    counts = (
         pd.DataFrame({"playlist": playlist_codes, "subgenre": subgenre_codes})
-        .groupby("playlist")["subgenre"]
-        .agg(lambda codes: codes.value_counts().index[0])
+        .groupby(["playlist", "subgenre"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["playlist", "n", "subgenre"], ascending=[True, False, True])
     )
+    playlist_subgenre = counts.drop_duplicates("playlist").set_index("playlist")["subgenre"]
     n_subgenres = int(subgenre_codes.max(initial=-1)) + 1
     one_hot = sparse.csr_matrix(
         (np.ones(n_playlists, dtype=np.float32), (playlist_subgenre.index, playlist_subgenre.to_numpy())),
