@@ -62,6 +62,7 @@ bench: setup  ## the benchmarks (pipeline, serving, monitoring): they measure, p
 	python bench/pipeline.py
 	python bench/serving.py
 	python bench/monitoring.py
+	python bench/quality.py
 
 clean:  ## remove pipeline outputs and the local MLflow store (not the venv)
 	rm -rf data/raw data/validated data/processed models plots reports mlruns var

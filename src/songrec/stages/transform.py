@@ -53,13 +53,17 @@ def build_listings(tracks: pd.DataFrame, schema: DataSchema) -> pd.DataFrame:
     )
 
 
-def select_eval_playlists(listings: pd.DataFrame, config: TransformConfig) -> pd.Index:
-    """A fixed, seeded share of the playlists big enough to hide part of."""
+def eligible_playlists(listings: pd.DataFrame, config: TransformConfig) -> pd.Index:
+    """The playlists big enough to hide part of, in a seeded order (the first are evaluated)."""
     sizes = listings.drop_duplicates(["track_id", "playlist_id"]).groupby("playlist_id").size()
     eligible = sizes[sizes >= config.min_playlist_tracks].index.sort_values()
-    n_eval = round(config.eval_playlist_share * len(eligible))
-    order = np.argsort(stable_uniform(eligible, config.seed), kind="stable")
-    return eligible[order[:n_eval]].sort_values()
+    return eligible[np.argsort(stable_uniform(eligible, config.seed), kind="stable")]
+
+
+def select_eval_playlists(listings: pd.DataFrame, config: TransformConfig) -> pd.Index:
+    """A fixed, seeded share of the playlists big enough to hide part of."""
+    eligible = eligible_playlists(listings, config)
+    return eligible[: round(config.eval_playlist_share * len(eligible))].sort_values()
 
 
 def hold_out_tracks(listings: pd.DataFrame, eval_ids: pd.Index, config: TransformConfig) -> pd.DataFrame:
@@ -132,10 +136,14 @@ def split_tracks(catalog: pd.DataFrame, config: TransformConfig) -> pd.Series:
     return split
 
 
-def transform_tracks(tracks: pd.DataFrame, config: TransformConfig) -> TransformResult:
-    """The whole transform: listings in, catalog, visible memberships and evaluation playlists out."""
+def transform_tracks(
+    tracks: pd.DataFrame, config: TransformConfig, eval_ids: pd.Index | None = None
+) -> TransformResult:
+    """The whole transform: listings in, catalog, visible memberships and evaluation playlists out.
+    `eval_ids`: other evaluation playlists than the configured share (cross-validation folds)."""
     listings = build_listings(tracks, config.schema)
-    eval_ids = select_eval_playlists(listings, config)
+    if eval_ids is None:
+        eval_ids = select_eval_playlists(listings, config)
     eval_pairs = hold_out_tracks(listings, eval_ids, config)
     hidden = eval_pairs.loc[eval_pairs["part"] == "hidden", ["track_id", "playlist_id"]]
     is_hidden = _pair_keys(listings).isin(_pair_keys(hidden))
