@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-EVERY_SECONDS = 10.0  # the longest a long step stays silent in a log
+# A line every 9 s: with steps of up to a second (a tree, a batch), no gap exceeds 10 s.
+EVERY_SECONDS = 9.0
 T = TypeVar("T")
 
 
