@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -14,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
+from songrec.cli import models
+from songrec.cli.common import load_config
 from songrec.core.errors import SongrecError
 from songrec.orchestration.registry import STAGE_NAMES
 
 if TYPE_CHECKING:  # the command starts fast: configuration loads when a command runs
-    from songrec.config.manager import ConfigurationManager
+    pass
 
 log = logging.getLogger("songrec")
 
@@ -32,12 +33,6 @@ def configure_logging(verbose: bool = False) -> None:
     )
     for noisy in ("urllib3", "botocore", "s3fs", "fsspec", "alembic", "git", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _manager(root: Path | None = None) -> ConfigurationManager:
-    from songrec.config.manager import ConfigurationManager
-
-    return ConfigurationManager(root)
 
 
 class SongrecGroup(click.Group):
@@ -76,7 +71,7 @@ def run(stage: str) -> None:
         # One thread per stage process: stages share the machine with Airflow, MLflow and the API,
         # and a single thread beat two contended ones.
         os.environ["OMP_NUM_THREADS"] = "1"
-    manager = _manager()
+    manager = load_config()
     for entry in STAGES if stage == "all" else (get_stage(stage),):
         started = time.perf_counter()
         summary = entry.run(manager)
@@ -120,7 +115,7 @@ def pipeline_show() -> None:
     """List the stages in order with what they read and write."""
     from songrec.orchestration.registry import STAGES
 
-    manager = _manager()
+    manager = load_config()
     for index, stage in enumerate(STAGES, 1):
         click.echo(f"{index}. {stage.name}: {stage.description}")
         for label, paths in (("reads", stage.deps(manager)), ("writes", stage.outs(manager))):
@@ -134,7 +129,7 @@ def pipeline_dvc_yaml(check: bool) -> None:
     """Write dvc.yaml from the stage registry (or check that it matches)."""
     from songrec.orchestration.registry import dvc_pipeline
 
-    manager = _manager()
+    manager = load_config()
     expected = dvc_pipeline(manager)
     path = manager.root / "dvc.yaml"
     if check:
@@ -158,7 +153,7 @@ def remote() -> None:
 
     from songrec.orchestration.dvc_remote import remote_commands
 
-    manager = _manager()
+    manager = load_config()
     description, commands = remote_commands(manager.environment)
     for command in commands:
         result = subprocess.run(command, cwd=manager.root, capture_output=True, text=True)
@@ -181,7 +176,7 @@ def serve(host: str | None, port: int | None, bundle: Path | None) -> None:
     """Start the HTTP API and the web page on the champion model (it never trains)."""
     from songrec.serving.server import run_server
 
-    run_server(_manager(), host=host, port=port, bundle=bundle)
+    run_server(load_config(), host=host, port=port, bundle=bundle)
 
 
 @main.command()
@@ -196,7 +191,7 @@ def airflow(port: int, home: Path | None) -> None:
     """Run Airflow standalone (SQLite) on songrec's DAGs: prints the URL and login; Ctrl-C stops."""
     from songrec.orchestration import standalone as airflow_local
 
-    manager = _manager()
+    manager = load_config()
     home = home or manager.environment.airflow_home or manager.root / "airflow_home"
     airflow_local.run(manager.root, home.resolve(), port, click.echo)
 
@@ -212,7 +207,7 @@ def monitor(now: str | None, window_hours: float | None, drift_share: float | No
 
     from songrec.monitoring.monitor import run_monitor, serving_model, with_overrides
 
-    manager = _manager()
+    manager = load_config()
     config = with_overrides(manager.monitor(), {"window_hours": window_hours, "drift_share": drift_share})
     bundle, version = serving_model(manager)
     end = datetime.fromisoformat(now) if now else None
@@ -271,7 +266,7 @@ def simulate(
     from songrec.core.io import read_parquet
     from songrec.monitoring import simulate as sim
 
-    manager = _manager()
+    manager = load_config()
     tracks = pd.read_csv(data or manager.root / "data" / "source" / "spotify_songs.csv.gz")
     if source == "new":
         playlists = sim.new_release_playlists(tracks, since_year, seed)
@@ -298,124 +293,8 @@ def simulate(
         raise SongrecError(problem)
 
 
-@main.command()
-@click.option("--port", default=5000, show_default=True, help="Port of the MLflow UI.")
-def ui(port: int) -> None:
-    """The MLflow UI on the configured store (the local one, or the server's address)."""
-    import subprocess
-
-    from songrec.tracking.setup import redact
-
-    tracking = _manager().tracking()
-    if tracking.backend != "local":
-        click.echo(f"runs and models are on {redact(tracking.uri)}: open it in a browser")
-        return
-    if not Path(tracking.uri.removeprefix("sqlite:///")).exists():
-        raise SongrecError(f"no local MLflow store yet ({tracking.uri}): run `make run` first")
-    click.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C stops)")
-    command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", tracking.uri]
-    with contextlib.suppress(KeyboardInterrupt):
-        subprocess.run([*command, "--host", "127.0.0.1", "--port", str(port)], check=False)
-
-
-@main.command()
-@click.option("--version", "version", default=None, help="The version to release (default: the challenger).")
-@click.option("--force", is_flag=True, help="Release whatever the gate says (needs --reason; recorded).")
-@click.option("--reason", default=None, help="Why the gate is overridden (with --force).")
-def promote(version: str | None, force: bool, reason: str | None) -> None:
-    """Release a candidate: move `champion` to it if the gate passes on the current evaluation data.
-
-    A pipeline run (make run, dvc repro, dvc exp run) only registers candidates; this command,
-    songrec_retraining and songrec_training with `release` are how a version starts serving.
-    """
-    from songrec.tracking.promotion import release_in_workspace
-
-    if force and not (reason or "").strip():
-        raise click.UsageError("--force needs --reason: say why the gate is overridden")
-    decision = release_in_workspace(_manager(), version, reason.strip() if force and reason else None)
-    state = "released: now the champion" if decision["promoted"] else "not released"
-    click.echo(f"{decision['model']} v{decision['challenger_version']} {state} ({decision['reason']})")
-    for verdict in decision["gate"]["metrics"]:
-        click.echo(f"  {verdict['metric']:<16} {verdict['verdict']}")
-    if not decision["promoted"]:
-        sys.exit(1)
-
-
-@main.command()
-@click.option(
-    "--to", "to_version", default=None, help="The version to make champion (default: the one before)."
-)
-def rollback(to_version: str | None) -> None:
-    """Move the champion alias back to the previous champion; the API follows within its reload interval."""
-    from songrec.tracking.history import rollback as roll_back
-
-    click.echo(json.dumps(roll_back(_manager(), to_version)))
-
-
-@main.command()
-def summary() -> None:
-    """Print the key metrics of the last pipeline run and where to look next."""
-    from songrec.cli.summary import pipeline_summary
-
-    click.echo(pipeline_summary(_manager()))
-
-
-@main.command()
-@click.argument("model", type=click.Choice(["genre", "popularity", "recommender"]))
-@click.option("--trials", type=click.IntRange(min=1), default=None, help="Trials to run (default 30).")
-@click.option(
-    "--minutes", type=click.FloatRange(min=0, min_open=True), default=None, help="Start no trial after."
-)
-@click.option(
-    "--seed", type=int, default=None, help="Seed of the sampler and the split (default: params.yaml)."
-)
-@click.option(
-    "--apply",
-    "apply_patch",
-    is_flag=True,
-    help="Write reports/tuning/MODEL.yaml into params.yaml (after tuning, with --trials/--minutes).",
-)
-def tune(model: str, trials: int | None, minutes: float | None, seed: int | None, apply_patch: bool) -> None:
-    """Search MODEL's params.yaml hyperparameters with Optuna on a validation split of the training
-    data; write the best as a patch (reports/tuning/MODEL.yaml) and compare it with the current.
-
-    With --apply alone, write the last patch into params.yaml instead of searching.
-    """
-    from songrec.orchestration import tuning_run
-
-    manager = _manager()
-    if not apply_patch or trials is not None or minutes is not None:
-        report = tuning_run.run_tuning(manager, model, trials=trials, minutes=minutes, seed=seed)
-        val = report["validation"]
-        click.echo(
-            f"{model}: {report['trials']} trials ({report['pruned']} pruned) in {report['seconds']:.0f} s;"
-            f" validation {report['metric']} {val['current']:.4f} (current params) ->"
-            f" {val['best']:.4f} (trial {report['best_trial']}), gain {val['gain']:+.4f}"
-        )
-        current = report["current_params"]
-        changed = {key: value for key, value in report["best_params"].items() if value != current[key]}
-        for key, value in changed.items():
-            click.echo(f"  {key}: {current[key]} -> {value}")
-        if not changed:
-            click.echo("  the current params were the best found: nothing to change")
-        click.echo(f"patch: {report['patch']}; MLflow run {report['mlflow_run_id']}")
-        if report["test_before"] is not None:
-            click.echo(f"test {report['metric']} of the last pipeline run: {report['test_before']:.4f}")
-        if not apply_patch:
-            click.echo(f"try it: {report['dvc_command']}\n   or: songrec tune {model} --apply && dvc repro")
-            return
-    applied = tuning_run.apply_tuned(_manager(), model)
-    for key, (old, new) in applied["changes"].items():
-        click.echo(f"params.yaml {key}: {old} -> {new}")
-    if applied["params_moved_since_tuning"]:
-        click.echo(f"note: {', '.join(applied['params_moved_since_tuning'])} changed since the tuning run")
-    before, now = applied["test_before"], applied["test_now"]
-    if applied["changes"]:
-        click.echo(f"run the pipeline (dvc repro), then `songrec tune {model} --apply` again: the test gain")
-    elif now is not None and before is not None:
-        click.echo(f"test {model}: {before:.4f} before tuning -> {now:.4f} now ({now - before:+.4f})")
-    else:
-        click.echo("params.yaml already holds the patch; run the pipeline to measure it on test")
+for command in (models.ui, models.promote, models.rollback, models.summary, models.tune):
+    main.add_command(command)
 
 
 if __name__ == "__main__":  # pragma: no cover
