@@ -70,13 +70,7 @@ def test_a_gain_inside_the_noise_is_not_significantly_different_and_passes() -> 
     noise = np.random.default_rng(5).normal(0, 0.05, size=len(BASE))
     candidate = evidence(BASE + 0.002 + noise)
     champion = evidence(BASE)
-    decision = gate(
-        points(candidate),
-        points(champion),
-        TOLERANCES,
-        candidate_evidence=candidate,
-        champion_evidence=champion,
-    )
+    decision = decide(candidate, champion)
     (verdict,) = decision.metrics
     assert verdict.low is not None and verdict.low < 0 < verdict.high  # the interval holds 0
     assert decision.passed and verdict.verdict.startswith("not significantly different from the champion")
@@ -85,13 +79,7 @@ def test_a_gain_inside_the_noise_is_not_significantly_different_and_passes() -> 
 def test_a_loss_beyond_the_tolerance_with_confidence_fails() -> None:
     candidate = evidence(BASE - 0.03)
     champion = evidence(BASE)
-    decision = gate(
-        points(candidate),
-        points(champion),
-        TOLERANCES,
-        candidate_evidence=candidate,
-        champion_evidence=champion,
-    )
+    decision = decide(candidate, champion)
     assert not decision.passed
     assert decision.reason.startswith("recall_at_100: worse than the champion beyond 0.01 (-0.0300")
 

@@ -135,8 +135,9 @@ def feature_row(bundle: SongrecBundle, position: int = 0, **changes: object) -> 
     return values
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
+@contextmanager
+def chromium(*arguments: str, log_requests: bool = False) -> Iterator[object]:
+    """Debian's headless Chromium through its ChromeDriver, with `arguments` beside the usual ones."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -152,14 +153,23 @@ def browser() -> Iterator[object]:
         "--disable-background-networking",
         "--disable-dev-shm-usage",
         "--window-size=1280,1000",
+        *arguments,
     ):
         options.add_argument(argument)
+    if log_requests:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(30)
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with chromium() as driver:
+        yield driver
 
 
 @contextmanager

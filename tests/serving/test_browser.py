@@ -6,9 +6,7 @@ And the API's documentation page, in a Chromium that can reach no host but 127.0
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -17,7 +15,7 @@ from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
 from songrec.store.request_log import EventStore
-from tests.serving.conftest import CHROMEDRIVER, MemorySource, running_server
+from tests.serving.conftest import MemorySource, chromium, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -100,32 +98,10 @@ def test_the_page_shows_the_apis_message_for_a_bad_request(browser, page_app: Fa
 @pytest.fixture
 def offline_browser() -> Iterator[object]:
     """Headless Chromium that resolves no host name but 127.0.0.1, and logs every request it makes."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    if not CHROMEDRIVER.exists() or not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()):
-        pytest.fail(
-            "Debian's chromium and chromium-driver are needed (apt-get install chromium chromium-driver)"
-        )
-    options = webdriver.ChromeOptions()
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--no-proxy-server",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--no-proxy-server", log_requests=True
+    ) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _requested_urls(browser) -> list[str]:  # type: ignore[no-untyped-def]
