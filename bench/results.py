@@ -24,7 +24,8 @@ HEADER = """# Benchmark results
 
 Written by the benchmarks themselves (`make bench`, or one of `python bench/<name>.py`): each
 section is replaced when its benchmark runs again, and says on which machine, when and at which
-commit it was measured. Timings differ between machines by up to 2x; compare rows of one run.
+commit it was measured. Timings differ between machines (and between days on shared ones) by 2x
+or more: compare rows of one run.
 """
 
 
