@@ -51,7 +51,9 @@ pytestmark = pytest.mark.slow
 
 PG = "postgresql+psycopg://{user}:{password}@127.0.0.1:5432/{db}"
 REDIS_DB = 13  # a database number nothing else here uses; flushed before and after
-STAGE_TASKS = ("apply_params", "ingest", "validate", "transform", "train_reference", "train", "evaluate")
+# A plain trigger: plan, route to the stages; no experiment, no release (evaluate names the first champion).
+RAN_TASKS = ("plan", "route", "ingest", "validate", "transform", "train_reference", "train", "evaluate")
+SKIPPED_TASKS = ("experiment", "release")
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,9 @@ def test_the_compose_topology_runs_as_processes(
             " WHERE dag_id = 'songrec_training' AND run_id = %s",
             (run_id,),
         )
-        assert sorted(row[0] for row in instances) == sorted(STAGE_TASKS)
+        states = {row[0]: row[1] for row in instances}
+        assert states == {**dict.fromkeys(RAN_TASKS, "success"), **dict.fromkeys(SKIPPED_TASKS, "skipped")}
+        instances = [row for row in instances if row[0] in RAN_TASKS]
         worker_log = (logs / "airflow-worker.log").read_text()
         for task_id, ti_state, hostname, queued_by, celery_id in instances:
             assert (ti_state, bool(hostname), bool(queued_by)) == ("success", True, True), task_id
@@ -353,7 +357,7 @@ def test_the_compose_topology_runs_as_processes(
         def celery_results() -> bool:  # the last one is written just after Airflow's own record
             sql = "SELECT status FROM celery_taskmeta WHERE task_id = ANY(%s)"
             statuses = [row[0] for row in query(databases.airflow.name, sql, (celery_ids,))]
-            return len(statuses) == len(STAGE_TASKS) and set(statuses) == {"SUCCESS"}
+            return len(statuses) == len(RAN_TASKS) and set(statuses) == {"SUCCESS"}
 
         wait_for("every Celery result SUCCESS in the result backend", celery_results, 60)
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pendulum
 import pytest
 
-from tests.conftest import SOURCE, free_port, run_cli
+from tests.conftest import SOURCE, edit_yaml, free_port, run_cli
 from tests.orchestration.airflow.conftest import dvc_project, fresh_dagbag, task_states
 
 pytestmark = pytest.mark.slow
@@ -21,6 +21,15 @@ STAGES = ["ingest", "validate", "transform", "train_reference", "train", "evalua
 def trained(airflow_db: None, tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.DataFrame) -> Path:
     """A sampled project with a first champion (trained by dvc repro)."""
     project = dvc_project(tmp_path_factory.mktemp("af-retrain") / "project", sample_frame)
+    # The sample evaluates on a handful of playlists, so the gate's intervals are tens of points
+    # wide; this project takes the widest tolerance the configuration allows, to test the path.
+    edit_yaml(
+        project / "params.yaml",
+        {
+            f"evaluate.promotion.tolerances.{name}": 0.1
+            for name in ("recall_at_100", "genre_macro_f1", "popularity_r2")
+        },
+    )
     run_cli("dvc", "repro", cwd=project)
     return project
 

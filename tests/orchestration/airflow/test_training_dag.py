@@ -106,8 +106,11 @@ def test_overrides_run_as_an_experiment_beside_the_workspace(trained_by_airflow,
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
     logged = client.get_run(outcome["run_id"]).data.params
     assert (logged["train.genre.max_iter"], logged["train.recommender.regularization_c"]) == ("40", "0.5")
-    assert client.get_model_version_by_alias("songrec", "challenger").version == outcome["challenger_version"]
-    assert client.get_model_version_by_alias("songrec", "champion").version == "1"  # not released
+    assert (
+        str(client.get_model_version_by_alias("songrec", "challenger").version)
+        == outcome["challenger_version"]
+    )
+    assert str(client.get_model_version_by_alias("songrec", "champion").version) == "1"  # not released
 
 
 def test_a_bad_override_fails_before_any_stage(dagbag, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
