@@ -2,7 +2,7 @@
 
 Builds a scratch SQLite store with a synthetic request log drawn from the real catalog (ids and
 feature rows per request, 10 recommendations each, feedback on every one), then times
-run_monitor with the trained bundle (models/bundle/bundle.joblib; run `make run` first).
+run_monitor with the trained bundle (models/bundle/bundle.pkl; run `make run` first).
 Target: <= 15 s. Prints the time and what the run found.
 
     python bench/monitoring.py [--requests 10000] [--store postgresql+psycopg://...]
@@ -20,12 +20,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import joblib
 import numpy as np
 from results import run_and_record  # bench/results.py
 from sqlalchemy import insert
 
 from songrec.config.manager import ConfigurationManager
+from songrec.core.io import load_model
 from songrec.monitoring.monitor import run_monitor
 from songrec.store.engine import connect
 from songrec.store.schema import feedback_table, recommendations_table, requests_table
@@ -84,7 +84,7 @@ def main() -> int:
     parser.add_argument("--store", default=None, help="an empty store URL (default: a scratch SQLite file)")
     args = parser.parse_args()
     manager = ConfigurationManager()
-    bundle = joblib.load(manager.train().bundle)
+    bundle = load_model(manager.train().bundle)
     folder = Path(tempfile.mkdtemp(prefix="songrec-bench-monitor-"))
     try:
         url = args.store or f"sqlite:///{folder / 'events.db'}"

@@ -332,21 +332,21 @@ def synthetic_bundle(n_tracks: int, seed: int) -> Path:
     """A bundle over n_tracks resampled from the real catalog (cached by source bundle and size)."""
     import hashlib
 
-    import joblib
     import pandas as pd
 
     from songrec.config.manager import ConfigurationManager
+    from songrec.core.io import load_model, save_model
     from songrec.models.bundle import SongrecBundle
     from songrec.models.recommender.hybrid import HybridRecommender
 
     manager = ConfigurationManager(ROOT)
     source = manager.train().bundle
     stamp = hashlib.sha256(f"{source.stat().st_size}:{source.stat().st_mtime_ns}:{n_tracks}:{seed}".encode())
-    target = SYNTHETIC_DIR / f"synthetic-{n_tracks}-{stamp.hexdigest()[:10]}.joblib"
+    target = SYNTHETIC_DIR / f"synthetic-{n_tracks}-{stamp.hexdigest()[:10]}.pkl"
     if target.exists():
         return target
     started = time.perf_counter()
-    bundle: SongrecBundle = joblib.load(source)
+    bundle: SongrecBundle = load_model(source)
     if not isinstance(bundle.recommender, HybridRecommender):
         raise SystemExit("the synthetic catalog needs the hybrid recommender")
     schema = manager.schema
@@ -384,10 +384,10 @@ def synthetic_bundle(n_tracks: int, seed: int) -> Path:
         {**bundle.metadata, "synthetic_from": str(source), "synthetic_seed": seed},
     )
     SYNTHETIC_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in SYNTHETIC_DIR.glob(f"synthetic-{n_tracks}-*.joblib"):  # built from an older bundle
+    for stale in SYNTHETIC_DIR.glob(f"synthetic-{n_tracks}-*.pkl"):  # built from an older bundle
         stale.unlink()
     partial = target.with_suffix(".tmp")
-    joblib.dump(wider, partial)
+    save_model(wider, partial)
     partial.replace(target)
     print(
         f"  built {target.relative_to(ROOT)} ({n_tracks:,} tracks) in {time.perf_counter() - started:.0f} s"

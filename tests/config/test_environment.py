@@ -22,7 +22,7 @@ def test_nothing_set_means_the_embedded_defaults() -> None:
 
 
 def test_serving_switches_are_checked_and_reach_the_serve_config(project: Path, tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle.joblib"
+    bundle = tmp_path / "bundle.pkl"
     bundle.write_bytes(b"x")
     environ = {
         "SONGREC_EVENT_LOGGING": "off",

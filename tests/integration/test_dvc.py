@@ -111,7 +111,7 @@ def test_invalid_data_stops_before_training_and_keeps_the_champion(
     store = f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}"
     registry = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)  # not the process's globals
     champion = registry.get_model_version_by_alias("songrec", "champion").version
-    bundle = (repo / "models/bundle/bundle.joblib").read_bytes()
+    bundle = (repo / "models/bundle/bundle.pkl").read_bytes()
     source = repo / "data/source/spotify_songs.csv.gz"
     good = source.read_bytes()
     broken = sample_frame.drop(columns=["tempo"])
@@ -120,7 +120,7 @@ def test_invalid_data_stops_before_training_and_keeps_the_champion(
     assert failed.returncode != 0
     assert stages_run(failed.stdout) == ["ingest", "validate"]
     assert "tempo: required column is missing" in failed.stderr + failed.stdout
-    assert (repo / "models/bundle/bundle.joblib").read_bytes() == bundle
+    assert (repo / "models/bundle/bundle.pkl").read_bytes() == bundle
     assert registry.get_model_version_by_alias("songrec", "champion").version == champion
     source.write_bytes(good)
     fixed = run_cli("dvc", "repro", cwd=repo)

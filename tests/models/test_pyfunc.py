@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -24,6 +23,7 @@ from mlflow.pyfunc import PyFuncModel, scoring_server
 from mlflow.types.schema import AnyType
 
 from songrec.config.manager import ConfigurationManager
+from songrec.core.io import load_model
 from songrec.models import mlflow_model
 from songrec.models.bundle import SongrecBundle
 from songrec.models.catalog_view import CatalogView, FeatureRow
@@ -49,7 +49,7 @@ def bundle_file(trained_project: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(bundle_file: Path) -> SongrecBundle:
-    loaded: SongrecBundle = joblib.load(bundle_file)
+    loaded: SongrecBundle = load_model(bundle_file)
     return loaded
 
 

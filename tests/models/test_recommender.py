@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
 from songrec.config.manager import ConfigurationManager
+from songrec.core.io import load_model
 from songrec.evaluation.metrics import continuation_metrics
 from songrec.models.bundle import SongrecBundle
 from songrec.models.catalog_view import CatalogView, RecommendAnswer, feature_rows
@@ -24,7 +24,7 @@ from songrec.models.recommender.sparse_ops import membership_matrices
 
 @pytest.fixture(scope="module")
 def bundle(trained_project: Path) -> SongrecBundle:
-    return joblib.load(ConfigurationManager(trained_project).train().bundle)
+    return load_model(ConfigurationManager(trained_project).train().bundle)
 
 
 @pytest.fixture(scope="module")

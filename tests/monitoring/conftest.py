@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import insert, text
 
 from songrec.config.manager import ConfigurationManager
+from songrec.core.io import load_model
 from songrec.models.bundle import SongrecBundle
 from songrec.store.engine import connect
 from songrec.store.schema import feedback_table, labels, recommendations_table, requests_table
@@ -21,7 +21,7 @@ from songrec.store.schema import feedback_table, labels, recommendations_table, 
 
 @pytest.fixture(scope="module")
 def bundle(trained_project: Path) -> SongrecBundle:
-    return joblib.load(ConfigurationManager(trained_project).train().bundle)
+    return load_model(ConfigurationManager(trained_project).train().bundle)
 
 
 def log_traffic(

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import joblib
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -18,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import ServeConfig
+from songrec.core.io import load_model
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
 from songrec.store.request_log import EventStore
@@ -45,7 +45,7 @@ class SwitchableSource:
 
     def load(self, ref: ModelRef) -> SongrecBundle:
         self.loads += 1
-        bundle: SongrecBundle = joblib.load(ref.uri)
+        bundle: SongrecBundle = load_model(ref.uri)
         return bundle
 
 
@@ -75,7 +75,7 @@ def bundle_file(trained_project: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def bundle(bundle_file: Path) -> SongrecBundle:
-    loaded: SongrecBundle = joblib.load(bundle_file)
+    loaded: SongrecBundle = load_model(bundle_file)
     return loaded
 
 
@@ -109,7 +109,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 def two_bundle_files(bundle_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The trained bundle under two versions (two files), for swaps."""
     folder = tmp_path_factory.mktemp("bundles")
-    files = {"1": folder / "v1.joblib", "2": folder / "v2.joblib"}
+    files = {"1": folder / "v1.pkl", "2": folder / "v2.pkl"}
     for path in files.values():
         shutil.copy(bundle_file, path)
     return files

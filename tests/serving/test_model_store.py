@@ -80,9 +80,7 @@ def test_the_champion_source_falls_back_to_the_local_bundle(bundle_file: Path, t
     assert ref.source == "file" and ref.uri == str(bundle_file) and ref.version.startswith("file-")
     assert ref == FileSource(bundle_file).locate()  # the same file has the same version
     with pytest.raises(ModelUnavailable, match="nothing to serve"):
-        ChampionSource(
-            _tracking(f"sqlite:///{tmp_path / 'none.db'}", "local"), tmp_path / "no.joblib"
-        ).locate()
+        ChampionSource(_tracking(f"sqlite:///{tmp_path / 'none.db'}", "local"), tmp_path / "no.pkl").locate()
 
 
 def test_an_unreachable_registry_never_replaces_a_serving_champion(
@@ -166,7 +164,7 @@ def test_swapping_the_champion_under_load_fails_no_request(
     ],
 )
 def test_a_bundle_saved_by_other_code_is_refused_with_a_clear_message(tmp_path: Path, pickled: bytes) -> None:
-    path = tmp_path / "old.joblib"
+    path = tmp_path / "old.pkl"
     path.write_bytes(pickled)
     source = FileSource(path)
     with pytest.raises(

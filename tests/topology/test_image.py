@@ -76,7 +76,7 @@ def test_no_secret_is_baked_into_the_image() -> None:
 
 def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_else() -> None:
     for path in (".git/config", ".venv/bin/python", "mlruns/mlflow.db", ".dvc/cache/files/md5/ab/cd",
-                 "data/raw/tracks.parquet", "models/bundle/bundle.joblib", "tests/conftest.py",
+                 "data/raw/tracks.parquet", "models/bundle/bundle.pkl", "tests/conftest.py",
                  "src/songrec/__pycache__/cli.cpython-311.pyc", ".dvc-storage/files/md5/aa"):  # fmt: skip
         assert ignored(path), f"{path} would be sent to the builder"
     sources = []

@@ -364,7 +364,7 @@ def test_the_compose_topology_runs_as_processes(
         # 2. The model's artifacts are in S3, uploaded through the MLflow server.
         keys = s3_keys(s3, "songrec-mlflow", "artifacts/")
         assert any(key.endswith("/MLmodel") for key in keys), keys
-        assert any(key.endswith("bundle.joblib") for key in keys), keys
+        assert any(key.endswith("bundle.pkl") for key in keys), keys
         locations = query(
             databases.mlflow.name, "SELECT artifact_location FROM experiments WHERE name = 'songrec'"
         )

@@ -25,7 +25,7 @@ def test_an_unloadable_champion_is_compared_by_the_metrics_its_run_logged(
     run_cli("songrec", "run", "evaluate", cwd=project)
     first = json.loads((project / "reports/promotion.json").read_text())
     assert first["challenger_version"] == "1" and first["promoted"]
-    bundles = list((project / "mlruns").rglob("bundle.joblib"))
+    bundles = list((project / "mlruns").rglob("bundle.pkl"))
     assert bundles, "version 1's bundle artifact is in the local store"
     for bundle in bundles:
         bundle.write_bytes(GONE_CLASS_PICKLE)

@@ -84,7 +84,7 @@ class TrainReferenceConfig:
 
     @property
     def model(self) -> Path:
-        return self.model_dir / "reference.joblib"
+        return self.model_dir / "reference.pkl"
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class TrainConfig:
 
     @property
     def bundle(self) -> Path:
-        return self.model_dir / "bundle.joblib"
+        return self.model_dir / "bundle.pkl"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -81,6 +82,26 @@ def write_with(path: Path, writer: Callable[[Path], None], suffix: str = "") -> 
     """Atomically write `path` with a function that writes to the path it is given."""
     with atomic_path(path, suffix=suffix) as tmp:
         writer(tmp)
+
+
+def save_model(model: object, path: Path) -> None:
+    """Atomically pickle a fitted model (protocol 5: numpy arrays as raw buffers).
+
+    Python's C pickler, not joblib's: joblib reads through a pure-Python unpickler, about ten
+    times slower for a bundle of many small arrays and strings (2.2 s against 0.2 s here),
+    and the pipeline, the gate and every API start load bundles.
+    """
+    write_with(path, lambda tmp: tmp.write_bytes(pickle.dumps(model, protocol=5)))
+
+
+def load_model(path: Path) -> Any:
+    """A model saved by save_model, or by joblib (`.joblib`, what older versions registered)."""
+    if Path(path).suffix == ".joblib":
+        import joblib
+
+        return joblib.load(path)
+    with open(path, "rb") as file:
+        return pickle.load(file)
 
 
 def require(path: Path) -> Path:

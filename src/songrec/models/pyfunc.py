@@ -97,9 +97,9 @@ class SongrecPyfunc(PythonModel):  # type: ignore[misc,unused-ignore]
         return None if self.view is None else self.view.bundle
 
     def load_context(self, context: Any) -> None:
-        import joblib
+        from songrec.core.io import load_model
 
-        self.view = CatalogView(joblib.load(context.artifacts["bundle"]))
+        self.view = CatalogView(load_model(context.artifacts["bundle"]))
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

@@ -19,13 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 import yaml
 
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import EvaluateConfig
-from songrec.core.io import read_json, read_parquet, require, write_json
+from songrec.core.io import load_model, read_json, read_parquet, require, write_json
 from songrec.core.progress import heartbeat
 from songrec.evaluation.bootstrap import Interval, intervals
 from songrec.evaluation.metrics import continuation_metrics, measure_bundle
@@ -161,7 +160,7 @@ def log_run(
         }
     ).items():
         metrics[f"{name.replace('.', '_ci95_')}"] = float(span)
-    bundle = joblib.load(config.bundle)
+    bundle = load_model(config.bundle)
     lineage = run_lineage(config)
     with mlflow.start_run(run_name=lineage.run_name) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
@@ -206,8 +205,8 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     config = manager.evaluate()
     catalog = read_parquet(config.catalog)
     eval_playlists = read_parquet(config.eval_playlists)
-    bundle: SongrecBundle = joblib.load(require(config.bundle))
-    reference = joblib.load(require(config.reference_model))
+    bundle: SongrecBundle = load_model(require(config.bundle))
+    reference = load_model(require(config.reference_model))
     ingestion = read_json(config.ingestion_record)
     with heartbeat("measuring the bundle and the baselines on the evaluation data", log):
         results = evaluate_offline(bundle, reference, catalog, eval_playlists, config.k, config.seed)

@@ -2,7 +2,7 @@
 
 Reads data/processed/catalog.parquet, data/processed/memberships.parquet (visible memberships
 only: the evaluation playlists' hidden tracks are not in it) and the reference model, and
-writes models/bundle/bundle.joblib. params.yaml's `train` section configures every model;
+writes models/bundle/bundle.pkl. params.yaml's `train` section configures every model;
 `train.recommender.name` picks songrec's hybrid ranker or the reference system's rule.
 """
 
@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import joblib
 import pandas as pd
 
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import TrainConfig
 from songrec.contract.features import numeric_features
-from songrec.core.io import read_parquet, require, write_with
+from songrec.core.io import load_model, read_parquet, require, save_model
 from songrec.core.progress import heartbeat
 from songrec.models.bundle import SongrecBundle
 from songrec.models.predictors import genre_classifier, model_inputs, popularity_regressor
@@ -77,10 +76,10 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     catalog = read_parquet(config.catalog)
     memberships = read_parquet(config.memberships)
     reference = (
-        joblib.load(require(config.reference_model)) if config.recommender.name == "reference" else None
+        load_model(require(config.reference_model)) if config.recommender.name == "reference" else None
     )
     bundle = train_bundle(config, catalog, memberships, reference)
-    write_with(config.bundle, lambda path: joblib.dump(bundle, path))
+    save_model(bundle, config.bundle)
     summary: dict[str, Any] = {"recommender": config.recommender.name, "catalog_tracks": len(bundle)}
     if isinstance(bundle.recommender, HybridRecommender):
         summary["signal_weights"] = {k: round(v, 3) for k, v in bundle.recommender.signal_weights.items()}

@@ -1,6 +1,6 @@
 """train_reference: fit the reference system's genre classifier and per-genre mixtures.
 
-Reads data/processed/catalog.parquet and writes models/reference/reference.joblib. Its own
+Reads data/processed/catalog.parquet and writes models/reference/reference.pkl. Its own
 stage because the reference GradientBoostingClassifier takes minutes to fit: DVC reruns it
 only when the catalog or its params change.
 """
@@ -11,11 +11,9 @@ import logging
 import time
 from typing import Any
 
-import joblib
-
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import TrainReferenceConfig
-from songrec.core.io import read_parquet, write_with
+from songrec.core.io import read_parquet, save_model
 from songrec.core.progress import Progress
 from songrec.models.reference import ReferenceModel
 
@@ -42,5 +40,5 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     with Progress(config.n_estimators, "reference model (gradient boosting)", log, unit="trees") as trees:
         model = build_reference_model(config).fit(catalog, on_tree=trees.update)
     seconds = time.perf_counter() - started
-    write_with(config.model, lambda path: joblib.dump(model, path))
+    save_model(model, config.model)
     return {"fit_seconds": round(seconds, 1)}

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from songrec.config.stage_configs import TrackingConfig
 from songrec.core.errors import SongrecError
+from songrec.core.io import load_model
 from songrec.models.bundle import SongrecBundle
 from songrec.tracking.registry import CHAMPION, load_bundle, version_by_alias
 from songrec.tracking.setup import configure, redact
@@ -64,7 +65,7 @@ class FileSource:
         return ModelRef(version=f"file-{stamp[:10]}", source="file", uri=str(self.path))
 
     def load(self, ref: ModelRef) -> SongrecBundle:
-        return _load_joblib(Path(ref.uri))
+        return _load_bundle_file(Path(ref.uri))
 
 
 class ChampionSource:
@@ -100,7 +101,7 @@ class ChampionSource:
 
     def load(self, ref: ModelRef) -> SongrecBundle:
         if ref.source == "file":
-            return _load_joblib(Path(ref.uri))
+            return _load_bundle_file(Path(ref.uri))
         self._point_mlflow()
         return load_registered_bundle(ref.uri)
 
@@ -150,14 +151,12 @@ def load_registered_bundle(model_uri: str) -> SongrecBundle:
         if artifact is None:  # not laid out as songrec logs it: let MLflow load it
             bundle: SongrecBundle = load_bundle(model_uri)
             return bundle
-        return _load_joblib(local / artifact)
+        return _load_bundle_file(local / artifact)
 
 
-def _load_joblib(path: Path) -> SongrecBundle:
-    import joblib
-
+def _load_bundle_file(path: Path) -> SongrecBundle:
     try:
-        bundle = joblib.load(path)
+        bundle = load_model(path)
     except (ModuleNotFoundError, AttributeError) as exc:
         # A bundle pickled by classes that have since moved or changed: it cannot be served by
         # this code; train and register a new version (or roll back to one this code can load).

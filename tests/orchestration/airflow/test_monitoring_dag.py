@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
 import pandas as pd
 import pytest
 
 from songrec.config.manager import ConfigurationManager
+from songrec.core.io import load_model
 from songrec.store.engine import connect
 from songrec.store.queries import read_table
 from songrec.store.schema import retraining_decisions
@@ -34,7 +34,7 @@ def monitor_run(project: Path, **conf: object):  # type: ignore[no-untyped-def]
 
 def test_quiet_traffic_records_why_nothing_was_triggered(project: Path) -> None:
     manager = ConfigurationManager(project)
-    bundle = joblib.load(manager.train().bundle)
+    bundle = load_model(manager.train().bundle)
     log_traffic(manager.monitor().event_store_url, bundle, 120, utc_now(), hit_every=4)
     run = monitor_run(project)
     states = task_states(run)
@@ -47,7 +47,7 @@ def test_quiet_traffic_records_why_nothing_was_triggered(project: Path) -> None:
 
 def test_drift_triggers_retraining_with_the_reason(project: Path) -> None:
     manager = ConfigurationManager(project)
-    bundle = joblib.load(manager.train().bundle)
+    bundle = load_model(manager.train().bundle)
     log_traffic(
         manager.monitor().event_store_url,
         bundle,

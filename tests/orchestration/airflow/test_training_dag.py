@@ -78,7 +78,7 @@ def test_overrides_run_as_an_experiment_beside_the_workspace(trained_by_airflow,
     project = tmp_path / "project"
     shutil.copytree(source, project)
     before = {name: (project / name).read_bytes() for name in ("params.yaml", "dvc.lock")}
-    bundle = (project / "models/bundle/bundle.joblib").read_bytes()
+    bundle = (project / "models/bundle/bundle.pkl").read_bytes()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SONGREC_ROOT", str(project))
         run = (
@@ -100,7 +100,7 @@ def test_overrides_run_as_an_experiment_beside_the_workspace(trained_by_airflow,
         "train.recommender.regularization_c": [1.0, 0.5],
     }
     assert {name: (project / name).read_bytes() for name in ("params.yaml", "dvc.lock")} == before
-    assert (project / "models/bundle/bundle.joblib").read_bytes() == bundle
+    assert (project / "models/bundle/bundle.pkl").read_bytes() == bundle
     assert not any((project / "var" / "experiments").iterdir())  # the scratch copy is gone
     store = f"sqlite:///{project / 'mlruns' / 'mlflow.db'}"
     client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
