@@ -7,12 +7,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "data" / "source" / "spotify_songs.csv.gz"
@@ -149,3 +151,32 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.D
     for name in ("ingest", "validate", "transform", "train_reference", "train"):
         get_stage(name).run(manager)
     return folder
+
+
+POSTGRES_USERS = ("postgres", "root")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped after."""
+    name = f"songrec_test_{uuid.uuid4().hex[:12]}"
+    errors = []
+    for user in POSTGRES_USERS:
+        admin = create_engine(
+            f"postgresql+psycopg://{user}@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+        )
+        try:
+            with admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:
+            errors.append(f"{user}: {exc}")
+            admin.dispose()
+            continue
+        try:
+            yield f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+        return
+    pytest.fail(f"no PostgreSQL at 127.0.0.1:5432 for users {POSTGRES_USERS}: {errors}")

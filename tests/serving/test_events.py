@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from songrec.config.stage_configs import ServeConfig
 from songrec.core.errors import ConfigError
@@ -24,8 +24,6 @@ from songrec.store.schema import feedback_table, metadata, recommendations_table
 from songrec.store.writer import BatchWriter, WriterSettings
 from tests.conftest import free_port
 from tests.serving.conftest import MemorySource, playlist_ids
-
-POSTGRES_USERS = ("postgres", "root")
 
 
 def _exercise(store: EventStore) -> None:
@@ -130,32 +128,6 @@ def test_the_writer_holds_its_writes_while_the_api_is_busy(tmp_path) -> None:  #
         assert store.stats.logged == sent + more and store.queue_depth == 0
     finally:
         store.stop()
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped after."""
-    name = f"songrec_test_{uuid.uuid4().hex[:12]}"
-    errors = []
-    for user in POSTGRES_USERS:
-        admin = create_engine(
-            f"postgresql+psycopg://{user}@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
-        )
-        try:
-            with admin.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-        except Exception as exc:
-            errors.append(f"{user}: {exc}")
-            admin.dispose()
-            continue
-        try:
-            yield f"postgresql+psycopg://{user}@127.0.0.1:5432/{name}"
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
-        return
-    pytest.fail(f"no PostgreSQL at 127.0.0.1:5432 for users {POSTGRES_USERS}: {errors}")
 
 
 @pytest.mark.slow

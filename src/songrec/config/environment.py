@@ -46,6 +46,7 @@ class Environment:
     incoming_url: str | None = None  # SONGREC_INCOMING_URL
     alert_webhook_url: str | None = field(default=None, repr=False)  # SONGREC_ALERT_WEBHOOK_URL
     api_url: str | None = None  # SONGREC_API_URL: the API that retraining asks to reload
+    stream_url: str | None = field(default=None, repr=False)  # SONGREC_STREAM_URL: the stream scorer's Redis
     dvc_remote_url: str | None = None  # SONGREC_DVC_REMOTE_URL
     airflow_home: Path | None = None  # SONGREC_AIRFLOW_HOME
     timings_file: Path | None = None  # SONGREC_TIMINGS_FILE: stage timings, for benchmarks
@@ -79,6 +80,7 @@ class Environment:
             incoming_url=text("SONGREC_INCOMING_URL"),
             alert_webhook_url=text("SONGREC_ALERT_WEBHOOK_URL"),
             api_url=text("SONGREC_API_URL"),
+            stream_url=text("SONGREC_STREAM_URL"),
             dvc_remote_url=text("SONGREC_DVC_REMOTE_URL"),
             airflow_home=path("SONGREC_AIRFLOW_HOME"),
             timings_file=path("SONGREC_TIMINGS_FILE"),

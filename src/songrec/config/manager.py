@@ -16,11 +16,13 @@ from songrec.config.params import BoostingParams, RecommenderParams
 from songrec.config.rules import CONFIG_FILE, PARAMS_FILE, SCHEMA_FILE, Section, find_project_root, load_yaml
 from songrec.config.schema_file import read_schema
 from songrec.config.stage_configs import (
+    BatchConfig,
     EvaluateConfig,
     IngestConfig,
     MonitorConfig,
     RetrainConfig,
     ServeConfig,
+    StreamConfig,
     TrackingConfig,
     TrainConfig,
     TrainReferenceConfig,
@@ -61,10 +63,12 @@ class ConfigurationManager:
         )
         self._train = self._read_train(config.section("train"), params.section("train"))
         self._tracking = self._read_tracking(config.section("tracking"))
-        self._serve = self._read_serve(config.section("serve"))
+        self._serve = self._read_serve(config.section("serve"), config.section("batch"))
         self._evaluate = self._read_evaluate(config.section("evaluate"), params.section("evaluate"))
         self._retrain = self._read_retrain(config.section("retrain"))
         self._monitor = self._read_monitor(config.section("monitor"))
+        self._batch = self._read_batch(config.section("batch"))
+        self._stream = self._read_stream(config.section("stream"))
 
     # stage configs, named like the stages -------------------------------------------------
 
@@ -97,6 +101,12 @@ class ConfigurationManager:
 
     def monitor(self) -> MonitorConfig:
         return self._monitor
+
+    def batch(self) -> BatchConfig:
+        return self._batch
+
+    def stream(self) -> StreamConfig:
+        return self._stream
 
     def path(self, value: str | Path) -> Path:
         """A configured path, made absolute against the project root."""
@@ -240,7 +250,7 @@ class ConfigurationManager:
             backend="local",
         )
 
-    def _read_serve(self, section: Section) -> ServeConfig:
+    def _read_serve(self, section: Section, batch: Section) -> ServeConfig:
         url = self.environment.event_store_url or f"sqlite:///{self.path(section.text('event_store'))}"
         port = section.get("port", int, check=lambda v: 0 < v < 65536, rule="must be a TCP port")
         default_k = section.positive_int("default_k")
@@ -269,6 +279,7 @@ class ConfigurationManager:
             bundle=self._train.bundle,
             tracking=self._tracking,
             schema=self.schema,
+            batch_dir=self.path(batch.text("output_dir")),
         )
 
     def _read_retrain(self, section: Section) -> RetrainConfig:
@@ -280,6 +291,34 @@ class ConfigurationManager:
             ingestion_record=self._ingest.record,
             schema=self.schema,
             s3_endpoint_url=self._ingest.s3_endpoint_url,
+        )
+
+    def _read_batch(self, section: Section) -> BatchConfig:
+        k = section.positive_int("k")
+        if k > self._serve.max_k:
+            raise section.fail("k", k, f"must not exceed serve.max_k ({self._serve.max_k})")
+        return BatchConfig(
+            output_dir=self._serve.batch_dir or self.path(section.text("output_dir")),
+            chunk_rows=section.positive_int("chunk_rows"),
+            k=k,
+            memberships=self._train.memberships,
+            event_store_url=self._serve.event_store_url,
+            s3_endpoint_url=self._ingest.s3_endpoint_url,
+            serve=self._serve,
+        )
+
+    def _read_stream(self, section: Section) -> StreamConfig:
+        names = {key: section.text(key) for key in ("requests", "results", "dead_letter", "group")}
+        return StreamConfig(
+            url=self.environment.stream_url or section.text("url"),
+            batch_size=section.positive_int("batch_size"),
+            block_ms=section.positive_int("block_ms"),
+            claim_idle_ms=section.positive_int("claim_idle_ms"),
+            metrics_port=section.get(
+                "metrics_port", int, check=lambda v: 0 <= v < 65536, rule="must be a TCP port or 0"
+            ),
+            serve=self._serve,
+            **names,
         )
 
     def _read_monitor(self, section: Section) -> MonitorConfig:

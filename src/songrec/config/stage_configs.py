@@ -165,6 +165,32 @@ class ServeConfig:
     bundle_file: Path | None = None  # serve this file instead of the registry (SONGREC_BUNDLE, --bundle)
     event_logging: bool = True  # log requests to the event store (SONGREC_EVENT_LOGGING)
     event_hold_seconds: float = 30.0  # how long the request log may hold writes in a burst
+    batch_dir: Path | None = None  # songrec batch's outputs: GET /playlists/{id}/recommendations
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    output_dir: Path  # where `songrec batch` writes when no --output is given
+    chunk_rows: int  # playlists or tracks scored per chunk
+    k: int  # recommendations per playlist
+    memberships: Path  # the catalog's own playlists (the default input of `batch recommend`)
+    event_store_url: str
+    s3_endpoint_url: str | None
+    serve: ServeConfig
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    url: str = field(repr=False)  # SONGREC_STREAM_URL, else config.yaml's stream.url
+    requests: str
+    results: str
+    dead_letter: str
+    group: str
+    batch_size: int
+    block_ms: int
+    claim_idle_ms: int
+    metrics_port: int
+    serve: ServeConfig
 
 
 @dataclass(frozen=True)

@@ -140,8 +140,12 @@ class CatalogView:
         spotify_url; also the ids the catalog does not know."""
         playlist = self.playlist(resolved.positions, rows)
         best, shown = best_tracks(self.bundle.recommender, playlist, k)
-        shown = np.round(shown, 6)
-        tracks = [
+        tracks = self.ranked(best.tolist(), np.round(shown, 6).tolist())
+        return RecommendAnswer(tracks=tracks, unknown_track_ids=resolved.unknown)
+
+    def ranked(self, positions: Sequence[int], scores: Sequence[float]) -> list[dict[str, Any]]:
+        """Ranked tracks as the API shows them (also for lists scored earlier, in a batch)."""
+        return [
             {
                 "rank": rank,
                 "track_id": self.track_ids[position],
@@ -151,9 +155,11 @@ class CatalogView:
                 "score": float(score),
                 "spotify_url": SPOTIFY_TRACK_URL.format(self.track_ids[position]),
             }
-            for rank, (position, score) in enumerate(zip(best.tolist(), shown.tolist(), strict=True), 1)
+            for rank, (position, score) in enumerate(zip(positions, scores, strict=True), 1)
         ]
-        return RecommendAnswer(tracks=tracks, unknown_track_ids=resolved.unknown)
+
+    def position(self, track_id: str) -> int | None:
+        return self._positions.get(track_id)
 
     def playlist(self, positions: np.ndarray, rows: Sequence[FeatureRow]) -> Playlist:
         """The Playlist the recommender scores: catalog positions, and feature rows for the

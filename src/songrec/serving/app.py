@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 
 from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
+from songrec.scoring.latest import LatestBatch
 from songrec.serving import docs, errors
 from songrec.serving.deps import ComputePool, RecentRequests, Services
 from songrec.serving.metrics import Metrics
@@ -76,6 +77,7 @@ def create_app(
         metrics=metrics,
         recent=RecentRequests(),
         compute=ComputePool(config.compute_threads, config.compute_short_ms / 1000),
+        batches=LatestBatch(config.batch_dir) if config.batch_dir is not None else None,
     )
 
     @asynccontextmanager

@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from songrec.config.stage_configs import ServeConfig
+from songrec.scoring.latest import LatestBatch
 from songrec.serving.errors import ApiError
 from songrec.serving.metrics import Metrics
 from songrec.serving.model_store import ModelStore, ServedModel
@@ -124,6 +125,7 @@ class Services:
     metrics: Metrics
     recent: RecentRequests
     compute: ComputePool
+    batches: LatestBatch | None = None  # songrec batch's latest recommendations
 
 
 async def get_services(request: Request) -> Services:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,6 +22,7 @@ from pydantic import BaseModel
 
 from songrec.config.stage_configs import ServeConfig
 from songrec.models.catalog_view import FeatureRow, Resolved
+from songrec.scoring.latest import LatestBatch
 from songrec.serving.deps import ModelDep, ServicesDep, note, request_id, require_admin
 from songrec.serving.errors import ApiError, error_responses
 from songrec.serving.model_store import ServedModel
@@ -30,6 +32,7 @@ from songrec.serving.schemas import (
     FeedbackResponse,
     GenreResponse,
     HealthResponse,
+    PlaylistRecommendations,
     PlaylistRequest,
     PopularityResponse,
     ReadyResponse,
@@ -127,6 +130,26 @@ def api_router(models: RequestModels, config: ServeConfig) -> APIRouter:
     ) -> dict[str, Any]:
         """The predicted Spotify popularity (0 to 100) of each track (catalog ids, then feature rows)."""
         return await services.compute.run(answer_popularity, body, request, served)
+
+    @router.get(
+        "/playlists/{playlist_id}/recommendations",
+        response_model=PlaylistRecommendations,
+        responses=error_responses(404, 422, 503, s404="The playlist is in no batch input."),
+        tags=["recommendations"],
+        summary="Recommendations for a known playlist, precomputed by songrec batch",
+    )
+    async def playlist_recommendations(
+        playlist_id: Annotated[str, PathParam(min_length=1, max_length=128)],
+        request: Request,
+        served: ModelDep,
+        services: ServicesDep,
+        k: Annotated[int, Query(ge=1, le=config.max_k)] = config.default_k,
+    ) -> dict[str, Any]:
+        """The k best tracks for a playlist of the latest batch input (`songrec batch recommend`,
+        or the songrec_batch_scoring DAG), read from the batch output when it was scored by the
+        model serving now (`source: batch`), else scored now from the playlist's tracks
+        (`source: live`), as after a promotion, before the next batch."""
+        return await services.compute.run(answer_playlist, playlist_id, k, request, served, services.batches)
 
     @router.get(
         "/tracks",
@@ -268,6 +291,46 @@ def answer_recommend(body: RecommendRequest, request: Request, served: ServedMod
         "k": body.k,
         "recommendations": answer.tracks,
         "unknown_track_ids": answer.unknown_track_ids,
+    }
+
+
+def answer_playlist(
+    playlist_id: str, k: int, request: Request, served: ServedModel, batches: LatestBatch | None
+) -> dict[str, Any]:
+    loaded = batches.current() if batches is not None else None
+    if loaded is None:
+        raise ApiError(404, "no batch of playlist recommendations yet: run `songrec batch recommend`")
+    view = served.view
+    note(request, model_version=served.version, k=k)
+    found = loaded.recommendations(playlist_id, k) if loaded.model_version == served.version else None
+    if found is not None:
+        positions = [view.position(track_id) for track_id in found[0]]
+        kept = [(p, s) for p, s in zip(positions, found[1], strict=True) if p is not None]
+        tracks = view.ranked([p for p, _ in kept], [s for _, s in kept])
+        source, run_id = "batch", loaded.batch_run_id
+    else:
+        members = loaded.playlists.get(playlist_id)
+        if members is None:
+            raise ApiError(
+                404, f"playlist {playlist_id!r} is not in the latest batch input", ["path", "playlist_id"]
+            )
+        resolved = view.resolve(members)
+        if len(resolved.positions) == 0:
+            raise ApiError(
+                404, f"playlist {playlist_id!r} has no track the serving model knows", ["path", "playlist_id"]
+            )
+        tracks = view.recommend(resolved, [], k).tracks
+        source, run_id = "live", None
+    note(request, recommendations=[(t["rank"], t["track_id"], t["score"]) for t in tracks])
+    request.app.state.services.recent.add(request_id(request))
+    return {
+        "request_id": str(request_id(request)),
+        "playlist_id": playlist_id,
+        "model_version": served.version,
+        "k": k,
+        "source": source,
+        "batch_run_id": run_id,
+        "recommendations": tracks,
     }
 
 

@@ -264,6 +264,18 @@ class RecommendResponse(BaseModel):
     unknown_track_ids: list[str] = Field(description="Ids of the request the catalog does not know.")
 
 
+class PlaylistRecommendations(BaseModel):
+    request_id: str
+    playlist_id: str
+    model_version: str
+    k: int
+    source: str = Field(
+        description="batch: precomputed by songrec batch for this model version; live: scored now."
+    )
+    batch_run_id: str | None = Field(description="The batch run the list comes from (source batch).")
+    recommendations: list[RecommendedTrack]
+
+
 class Prediction(BaseModel):
     input: Literal["track_ids", "tracks"] = Field(
         description="Which list of the request the track came from."

@@ -9,7 +9,9 @@ monitoring run writes (drift runs, online quality, alerts, retraining decisions)
   version, input track ids, the feature rows sent, k, latency);
 - recommendations: the ranked tracks a /recommend request returned (request_id, rank, track_id,
   score);
-- feedback: play, skip, like or dislike of a track, joined to its request by request_id.
+- feedback: play, skip, like or dislike of a track, joined to its request by request_id;
+- batch_recommendations, batch_predictions: what `songrec batch` scored (PostgreSQL stores only),
+  keyed by batch_run_id so that a rerun replaces its own rows.
 """
 
 from __future__ import annotations
@@ -160,4 +162,29 @@ retraining_decisions = Table(
     Column("reason", Text, nullable=False),
     Column("hit_rate", Float),
     Column("dataset_drift", Boolean),
+)
+
+
+batch_recommendations_table = Table(
+    "batch_recommendations",
+    metadata,
+    Column("batch_run_id", String(64), nullable=False, index=True),
+    Column("model_version", String(64), nullable=False),
+    Column("playlist_id", String(128), nullable=False, index=True),
+    Column("rank", Integer, nullable=False),
+    Column("track_id", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+)
+
+batch_predictions_table = Table(
+    "batch_predictions",
+    metadata,
+    Column("batch_run_id", String(64), nullable=False, index=True),
+    Column("model_version", String(64), nullable=False),
+    Column("task", String(16), nullable=False),  # genre or popularity
+    Column("row", Integer, nullable=False),  # the input row
+    Column("track_id", String(64)),  # when the input named the track by id
+    Column("genre", String(32)),
+    Column("probability", Float),  # of the predicted genre
+    Column("popularity", Float),
 )

@@ -1,0 +1,1 @@
+"""Scoring beyond HTTP: playlists and tracks scored offline with a registered model (songrec batch)."""
