@@ -11,7 +11,7 @@ from itertools import pairwise
 from typing import Any
 
 import pendulum
-from airflow.sdk import task
+from airflow.sdk import Asset, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from songrec.orchestration.dvc_runner import DVC_POOL
@@ -33,6 +33,10 @@ DAG_DEFAULTS: dict[str, Any] = {
     "default_args": DEFAULT_ARGS,
     "tags": ["songrec"],
 }
+
+
+# Updated by every release task, whatever the gate decided: songrec_batch_scoring runs after it.
+CHAMPION_ASSET = Asset("songrec_champion")
 
 
 def stage_task(stage: Stage) -> Any:
@@ -65,7 +69,7 @@ def release_task(only_if_param: str | None = None) -> Any:
     production path); with `only_if_param`, only when that DAG param is true (else it skips)."""
 
     # After the stages, or after an experiment: whichever path the run took (the other skipped).
-    @task(task_id="release", retries=0, trigger_rule="none_failed_min_one_success")
+    @task(task_id="release", retries=0, trigger_rule="none_failed_min_one_success", outlets=[CHAMPION_ASSET])
     def release(params: dict[str, Any] | None = None) -> dict[str, Any]:
         from songrec.config.manager import ConfigurationManager
         from songrec.orchestration.dvc_runner import project_root
