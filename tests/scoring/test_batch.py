@@ -64,6 +64,12 @@ def test_the_catalog_playlists_get_the_apis_recommendations(
     assert not any(
         set(got["track_id"]) & set(memberships.loc[memberships["playlist_id"] == playlist, "track_id"])
     )
+    # Two worker processes and small chunks (playlists cut at chunk ends): the same rows, in order.
+    parallel = run_batch(
+        config, "recommend", output=str(config.output_dir / "parallel.parquet"), bundle_file=bundle_file,
+        k=7, workers=2, chunk_rows=97,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(pd.read_parquet(parallel.output), out)
 
 
 def test_a_rerun_writes_the_same_file_and_never_half_of_one(config: BatchConfig, bundle_file: Path) -> None:

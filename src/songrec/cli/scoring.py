@@ -38,6 +38,18 @@ TASKS = ("recommend", "genre", "popularity")
 @click.option(
     "-k", type=click.IntRange(min=1), default=None, help="Recommendations per playlist (default: batch.k)."
 )
+@click.option(
+    "--chunk-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rows per chunk (default: batch.chunk_rows).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes scoring recommend (default: batch.workers).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def batch(
     task: str,
@@ -47,6 +59,8 @@ def batch(
     bundle_file: Path | None,
     run_id: str | None,
     k: int | None,
+    chunk_rows: int | None,
+    workers: int | None,
     as_json: bool,
 ) -> None:
     """Score a file of playlists (recommend) or tracks (genre, popularity) in chunks; write Parquet."""
@@ -61,6 +75,8 @@ def batch(
         bundle_file=bundle_file,
         run_id=run_id,
         k=k,
+        chunk_rows=chunk_rows,
+        workers=workers,
     )
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

@@ -300,6 +300,7 @@ class ConfigurationManager:
         return BatchConfig(
             output_dir=self._serve.batch_dir or self.path(section.text("output_dir")),
             chunk_rows=section.positive_int("chunk_rows"),
+            workers=section.positive_int("workers"),
             k=k,
             memberships=self._train.memberships,
             event_store_url=self._serve.event_store_url,

@@ -171,7 +171,8 @@ class ServeConfig:
 @dataclass(frozen=True)
 class BatchConfig:
     output_dir: Path  # where `songrec batch` writes when no --output is given
-    chunk_rows: int  # playlists or tracks scored per chunk
+    chunk_rows: int  # input rows read (and scored) per chunk
+    workers: int  # processes that score recommend chunks
     k: int  # recommendations per playlist
     memberships: Path  # the catalog's own playlists (the default input of `batch recommend`)
     event_store_url: str

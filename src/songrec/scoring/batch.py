@@ -51,6 +51,7 @@ class BatchReport:
     model_version: str
     batch_run_id: str
     k: int | None  # recommendations per playlist (recommend)
+    rows_read: int
     items: int  # playlists (recommend) or tracks scored
     output_rows: int
     skipped: dict[str, int] = field(default_factory=dict)  # rows (or playlists) per reason
@@ -97,6 +98,8 @@ def run_batch(
     bundle_file: Path | None = None,
     run_id: str | None = None,
     k: int | None = None,
+    chunk_rows: int | None = None,
+    workers: int | None = None,
 ) -> BatchReport:
     """Score `source` (default: the catalog's playlists) and write `output`; the report."""
     if task not in TASKS:
@@ -110,8 +113,11 @@ def run_batch(
     k = k or config.k
     run_id = run_id or default_run_id(task, source, ref.version, k)
     target = output or default_output(config, task, ref.version)
-    chunks = input_chunks(source, config.chunk_rows, config.s3_endpoint_url)
-    scorer = PlaylistScorer(CatalogView(bundle), k) if task == "recommend" else TrackScorer(bundle, task)
+    chunks = input_chunks(source, chunk_rows or config.chunk_rows, config.s3_endpoint_url)
+    workers = workers or config.workers
+    scorer = (
+        PlaylistScorer(CatalogView(bundle), k, workers) if task == "recommend" else TrackScorer(bundle, task)
+    )
     sink = ParquetSink(target, config.s3_endpoint_url)
     skipped: Counter[str] = Counter()
     rows_read = 0
@@ -134,6 +140,7 @@ def run_batch(
         model_version=ref.version,
         batch_run_id=run_id,
         k=k if task == "recommend" else None,
+        rows_read=rows_read,
         items=scorer.items,
         output_rows=sink.rows,
         skipped=dict(sorted(skipped.items())),
@@ -179,16 +186,54 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
 
 
 class PlaylistScorer:
-    """Each playlist's k best tracks, one playlist at a time (the API's own recommend)."""
+    """Each playlist's k best tracks through the API's own recommend, chunks spread over
+    `workers` processes (forked after the model is loaded, so they share it), in input order."""
 
-    def __init__(self, view: CatalogView, k: int) -> None:
+    def __init__(self, view: CatalogView, k: int, workers: int = 1) -> None:
         self.view = view
         self.k = k
+        self.workers = workers
         self.items = 0
         self._seen: set[str] = set()
 
     def score(self, chunks: Iterator[pd.DataFrame], skipped: Counter[str]) -> Iterator[pd.DataFrame]:
-        carry: pd.DataFrame | None = None  # the last playlist of a chunk may go on in the next
+        playlists = self._playlists(chunks, skipped)
+        if self.workers <= 1:
+            results: Iterator[tuple[pd.DataFrame, int]] = (
+                _recommend(self.view, self.k, p) for p in playlists
+            )
+        else:
+            results = self._in_workers(playlists)
+        for frame, unknown in results:
+            if unknown:
+                skipped["playlists with no track the model knows"] += unknown
+            self.items += frame["playlist_id"].nunique()
+            yield frame
+
+    def _in_workers(
+        self, playlists: Iterator[list[tuple[str, list[str]]]]
+    ) -> Iterator[tuple[pd.DataFrame, int]]:
+        import multiprocessing
+        from concurrent.futures import Future, ProcessPoolExecutor
+
+        global _WORKER_VIEW
+        _WORKER_VIEW = (self.view, self.k)  # inherited by the forked workers
+        context = multiprocessing.get_context("fork")
+        pending: list[Future[tuple[pd.DataFrame, int]]] = []
+        with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            for group in playlists:
+                pending.append(pool.submit(_recommend_in_worker, group))
+                if len(pending) >= 2 * self.workers:  # bounded: memory follows the chunk size
+                    yield pending.pop(0).result()
+            for future in pending:
+                yield future.result()
+
+    def _playlists(
+        self, chunks: Iterator[pd.DataFrame], skipped: Counter[str]
+    ) -> Iterator[list[tuple[str, list[str]]]]:
+        """Per chunk, its whole playlists as (id, track ids); a playlist cut by the chunk's end
+        is carried into the next chunk."""
+        carry: pd.DataFrame | None = None
         for chunk in chunks:
             _require(chunk, ("playlist_id", "track_id"), "batch recommend")
             chunk = chunk[["playlist_id", "track_id"]]
@@ -200,37 +245,50 @@ class PlaylistScorer:
                 chunk = pd.concat([carry, chunk], ignore_index=True)
             if chunk.empty:
                 continue
-            last = chunk["playlist_id"].iloc[-1]
-            tail = (chunk["playlist_id"] == last).to_numpy()
+            tail = (chunk["playlist_id"] == chunk["playlist_id"].iloc[-1]).to_numpy()
             carry, ready = chunk[tail], chunk[~tail]
             if len(ready):
-                yield self._score(ready, skipped)
+                yield self._split(ready, skipped)
         if carry is not None and len(carry):
-            yield self._score(carry, skipped)
+            yield self._split(carry, skipped)
 
-    def _score(self, rows: pd.DataFrame, skipped: Counter[str]) -> pd.DataFrame:
-        out: dict[str, list[Any]] = {"playlist_id": [], "rank": [], "track_id": [], "score": []}
+    def _split(self, rows: pd.DataFrame, skipped: Counter[str]) -> list[tuple[str, list[str]]]:
         ids = rows["playlist_id"].astype(str).to_numpy()
         tracks = rows["track_id"].astype(str).to_numpy()
         starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        playlists = []
         for start, end in zip(starts, np.r_[starts[1:], len(ids)], strict=True):
-            playlist = ids[start]
-            if playlist in self._seen:  # its rows are split: the first part was scored alone
+            if ids[start] in self._seen:  # its rows are split: the first part was scored alone
                 skipped["rows of a playlist already scored (keep a playlist's rows together)"] += end - start
                 continue
-            self._seen.add(playlist)
-            resolved = self.view.resolve(list(tracks[start:end]))
-            if len(resolved.positions) == 0:
-                skipped["playlists with no track the model knows"] += 1
-                continue
-            answer = self.view.recommend(resolved, [], self.k)
-            self.items += 1
-            for track in answer.tracks:
-                out["playlist_id"].append(playlist)
-                out["rank"].append(track["rank"])
-                out["track_id"].append(track["track_id"])
-                out["score"].append(track["score"])
-        return pd.DataFrame(out).astype({"rank": "int32", "score": "float64"})
+            self._seen.add(ids[start])
+            playlists.append((str(ids[start]), tracks[start:end].tolist()))
+        return playlists
+
+
+_WORKER_VIEW: tuple[CatalogView, int] | None = None
+
+
+def _recommend_in_worker(playlists: list[tuple[str, list[str]]]) -> tuple[pd.DataFrame, int]:
+    assert _WORKER_VIEW is not None
+    return _recommend(*_WORKER_VIEW, playlists)
+
+
+def _recommend(view: CatalogView, k: int, playlists: list[tuple[str, list[str]]]) -> tuple[pd.DataFrame, int]:
+    """The k best tracks of each playlist as rows, and how many playlists had no known track."""
+    out: dict[str, list[Any]] = {"playlist_id": [], "rank": [], "track_id": [], "score": []}
+    unknown = 0
+    for playlist, tracks in playlists:
+        resolved = view.resolve(tracks)
+        if len(resolved.positions) == 0:
+            unknown += 1
+            continue
+        for track in view.recommend(resolved, [], k).tracks:
+            out["playlist_id"].append(playlist)
+            out["rank"].append(track["rank"])
+            out["track_id"].append(track["track_id"])
+            out["score"].append(track["score"])
+    return pd.DataFrame(out).astype({"rank": "int32", "score": "float64"}), unknown
 
 
 class TrackScorer:
