@@ -91,6 +91,7 @@ def save_model(model: object, path: Path) -> None:
     times slower for a bundle of many small arrays and strings (2.2 s against 0.2 s here),
     and the pipeline, the gate and every API start load bundles.
     """
+
     def write(tmp: Path) -> None:
         tmp.write_bytes(pickle.dumps(model, protocol=5))
 
