@@ -27,6 +27,8 @@ from tests.conftest import free_port
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 ADMIN_TOKEN = "test-admin-token"
+LABELER_TOKEN = "test-labeler-token"
+LABELER = {"Authorization": f"Bearer {LABELER_TOKEN}"}
 
 
 class SwitchableSource:
@@ -83,7 +85,10 @@ def bundle(bundle_file: Path) -> SongrecBundle:
 def serve_config(base_config: ServeConfig, tmp_path: Path) -> ServeConfig:
     """The sample project's serve config, with its own SQLite event store and an admin token."""
     return dataclasses.replace(
-        base_config, event_store_url=f"sqlite:///{tmp_path / 'events.db'}", admin_token=ADMIN_TOKEN
+        base_config,
+        event_store_url=f"sqlite:///{tmp_path / 'events.db'}",
+        admin_token=ADMIN_TOKEN,
+        labeler_token=LABELER_TOKEN,
     )
 
 

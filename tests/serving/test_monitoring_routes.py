@@ -14,11 +14,12 @@ from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
 from songrec.monitoring.monitor import run_monitor
+from songrec.serving.app import create_app
 from songrec.store.engine import connect
 from songrec.store.queries import read_table
-from songrec.store.schema import labels
+from songrec.store.schema import label_batches, labels
 from tests.monitoring.conftest import log_traffic, utc_now
-from tests.serving.conftest import running_server
+from tests.serving.conftest import LABELER, MemorySource, running_server
 
 
 def label_rows(frame: pd.DataFrame, n: int) -> list[dict]:
@@ -32,12 +33,66 @@ def test_labels_are_checked_against_the_data_contract_and_stored(
     client: TestClient, serve_config: ServeConfig, sample_frame: pd.DataFrame
 ) -> None:
     rows = label_rows(sample_frame, 5)
-    answer = client.post("/labels", json={"tracks": rows})
+    answer = client.post("/labels", headers=LABELER, json={"tracks": rows})
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"accepted": 5}
-    stored = read_table(connect(serve_config.event_store_url), labels)
+    assert answer.json()["accepted"] == 5
+    engine = connect(serve_config.event_store_url)
+    stored = read_table(engine, labels)
     assert stored["track_id"].tolist() == [row["track_id"] for row in rows]
     assert stored["genre"].tolist() == [row["playlist_genre"] for row in rows]
+    batches = read_table(engine, label_batches)  # who sent them, from where
+    assert batches["batch_id"].astype(str).tolist() == [answer.json()["batch_id"]]
+    assert batches["source_address"].tolist() == ["testclient"] and batches["rows"].tolist() == [5]
+
+
+def test_labels_need_the_labeler_token_and_are_closed_without_one(
+    client: TestClient, serve_config: ServeConfig, sample_frame: pd.DataFrame, bundle: SongrecBundle
+) -> None:
+    rows = label_rows(sample_frame, 2)
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Bearer test-admin-token"}):
+        assert client.post("/labels", headers=headers, json={"tracks": rows}).status_code == 401
+    assert read_table(connect(serve_config.event_store_url), labels).empty
+    closed = create_app(
+        replace(serve_config, labeler_token=None), model_source=MemorySource({"1": bundle}, "1")
+    )
+    with TestClient(closed) as other:
+        answer = other.post("/labels", headers=LABELER, json={"tracks": rows})
+    assert answer.status_code == 401 and "without SONGREC_LABELER_TOKEN" in answer.json()["message"]
+
+
+def test_one_address_sends_at_most_its_hourly_rows(
+    serve_config: ServeConfig, sample_frame: pd.DataFrame, bundle: SongrecBundle
+) -> None:
+    app = create_app(
+        replace(serve_config, label_rows_per_hour=5), model_source=MemorySource({"1": bundle}, "1")
+    )
+    with TestClient(app) as client:
+        assert (
+            client.post("/labels", headers=LABELER, json={"tracks": label_rows(sample_frame, 4)}).status_code
+            == 200
+        )
+        refused = client.post("/labels", headers=LABELER, json={"tracks": label_rows(sample_frame, 2)})
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "3600"
+    assert "label_rows_per_hour" in refused.json()["message"]
+    assert len(read_table(connect(serve_config.event_store_url), labels)) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"tempo": 10**400}, "tempo", "too large"),
+        ({"loudness": "inf"}, "loudness", "finite"),
+        ({"track_album_release_date": "2019-13-45"}, "track_album_release_date", "real date"),
+        ({"track_album_release_date": "2019-02-30"}, "track_album_release_date", "real date"),
+    ],
+)
+def test_numbers_and_dates_the_store_cannot_hold_are_a_422_not_a_500(
+    client: TestClient, sample_frame: pd.DataFrame, change: dict, field: str, words: str
+) -> None:
+    row = {**label_rows(sample_frame, 1)[0], **change}
+    answer = client.post("/labels", headers=LABELER, json={"tracks": [row]})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"][-1] == field and words in answer.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -53,16 +108,16 @@ def test_a_bad_label_row_is_a_422_naming_the_field(
     client: TestClient, sample_frame: pd.DataFrame, change: dict, field: str, words: str
 ) -> None:
     row = {**label_rows(sample_frame, 1)[0], **change}
-    answer = client.post("/labels", json={"tracks": [row]})
+    answer = client.post("/labels", headers=LABELER, json={"tracks": [row]})
     assert answer.status_code == 422
     assert field in answer.json()["message"] and words in answer.json()["message"]
 
 
 def test_labels_without_rows_or_a_column_are_refused(client: TestClient, sample_frame: pd.DataFrame) -> None:
-    assert client.post("/labels", json={"tracks": []}).status_code == 422
+    assert client.post("/labels", headers=LABELER, json={"tracks": []}).status_code == 422
     row = label_rows(sample_frame, 1)[0]
     del row["energy"]
-    answer = client.post("/labels", json={"tracks": [row]})
+    answer = client.post("/labels", headers=LABELER, json={"tracks": [row]})
     assert answer.status_code == 422 and "energy" in answer.json()["message"]
 
 

@@ -43,6 +43,7 @@ class Environment:
     s3_endpoint_url: str | None = None  # AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL
     event_store_url: str | None = None  # SONGREC_EVENT_STORE_URL
     admin_token: str | None = field(default=None, repr=False)  # SONGREC_ADMIN_TOKEN
+    labeler_token: str | None = field(default=None, repr=False)  # SONGREC_LABELER_TOKEN: POST /labels
     incoming_url: str | None = None  # SONGREC_INCOMING_URL
     alert_webhook_url: str | None = field(default=None, repr=False)  # SONGREC_ALERT_WEBHOOK_URL
     api_url: str | None = None  # SONGREC_API_URL: the API that retraining asks to reload
@@ -77,6 +78,7 @@ class Environment:
             s3_endpoint_url=text("AWS_ENDPOINT_URL_S3") or text("AWS_ENDPOINT_URL"),
             event_store_url=text("SONGREC_EVENT_STORE_URL"),
             admin_token=text("SONGREC_ADMIN_TOKEN"),
+            labeler_token=text("SONGREC_LABELER_TOKEN"),
             incoming_url=text("SONGREC_INCOMING_URL"),
             alert_webhook_url=text("SONGREC_ALERT_WEBHOOK_URL"),
             api_url=text("SONGREC_API_URL"),

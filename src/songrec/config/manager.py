@@ -273,6 +273,8 @@ class ConfigurationManager:
             compute_short_ms=section.positive_float("compute_short_ms"),
             event_store_url=url,
             admin_token=self.environment.admin_token,
+            labeler_token=self.environment.labeler_token,
+            label_rows_per_hour=section.positive_int("label_rows_per_hour"),
             bundle_file=self.environment.bundle,
             event_logging=self.environment.event_logging,
             event_hold_seconds=self.environment.event_hold_seconds,

@@ -166,6 +166,8 @@ class ServeConfig:
     event_logging: bool = True  # log requests to the event store (SONGREC_EVENT_LOGGING)
     event_hold_seconds: float = 30.0  # how long the request log may hold writes in a burst
     batch_dir: Path | None = None  # songrec batch's outputs: GET /playlists/{id}/recommendations
+    labeler_token: str | None = field(default=None, repr=False)  # POST /labels (unset: closed)
+    label_rows_per_hour: int = 5000  # label rows one client address may send in an hour
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ class Simulator:
         like_share: float = 0.5,
         seed: int = 0,
         timeout: float = 10.0,
+        labeler_token: str | None = None,
     ) -> None:
         require_loopback(api_url)
         if not playlists:
@@ -174,6 +175,7 @@ class Simulator:
         self.like_share = like_share
         self.random = random.Random(seed)
         self.timeout = timeout
+        self.labeler_token = labeler_token  # /labels needs it; without it, no labels are sent
         self.unknown: dict[str, set[str]] = {}  # per model version: ids the API did not know
         self.to_label: dict[str, tuple[float, pd.Series]] = {}
         self.labelled: set[str] = set()
@@ -267,23 +269,35 @@ class Simulator:
         ready = [tid for tid, (seen, _) in self.to_label.items() if force or now - seen >= self.label_delay]
         if not ready:
             return
+        if self.labeler_token is None:
+            if self.to_label:
+                log.warning("%d labels not sent: /labels needs SONGREC_LABELER_TOKEN", len(self.to_label))
+            self.to_label.clear()
+            return
         if force and self.label_delay > 0:
             time.sleep(min(self.label_delay, 1.0))
         rows = [label_row(self.to_label.pop(track_id)[1]) for track_id in ready]
-        response = self._post(session, "/labels", {"tracks": rows}, report, count=False)
+        auth = {"Authorization": f"Bearer {self.labeler_token}"}
+        response = self._post(session, "/labels", {"tracks": rows}, report, count=False, headers=auth)
         if response is not None and response.status_code < 300:
             report.labels += len(rows)
             self.labelled.update(ready)
 
     def _post(
-        self, session: Any, path: str, body: dict[str, Any], report: SimulationReport, count: bool = True
+        self,
+        session: Any,
+        path: str,
+        body: dict[str, Any],
+        report: SimulationReport,
+        count: bool = True,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         import requests
 
         if count:
             report.requests += 1
         try:
-            response = session.post(f"{self.api}{path}", json=body, timeout=self.timeout)
+            response = session.post(f"{self.api}{path}", json=body, timeout=self.timeout, headers=headers)
         except requests.RequestException as exc:
             report.failed += 1
             log.warning("POST %s failed: %s", path, exc)

@@ -155,12 +155,27 @@ bearer = HTTPBearer(auto_error=False, description="The token in the server's SON
 async def require_admin(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> None:
-    token = request.app.state.services.config.admin_token
+    _require_bearer(
+        request.app.state.services.config.admin_token, credentials, "admin", "SONGREC_ADMIN_TOKEN"
+    )
+
+
+async def require_labeler(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    token = request.app.state.services.config.labeler_token
+    _require_bearer(token, credentials, "labels", "SONGREC_LABELER_TOKEN")
+
+
+def _require_bearer(
+    token: str | None, credentials: HTTPAuthorizationCredentials | None, routes: str, variable: str
+) -> None:
+    """401 unless the bearer token is `token` (compared in constant time); no token: closed."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if not token:
         raise ApiError(
             401,
-            "admin routes are closed: the server was started without SONGREC_ADMIN_TOKEN",
+            f"{routes} routes are closed: the server was started without {variable}",
             loc=["header", "Authorization"],
             type_="unauthorized",
             headers=challenge,

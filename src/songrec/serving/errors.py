@@ -152,6 +152,7 @@ def error_responses(*statuses: int, **described_as: str) -> dict[int | str, dict
         404: "Nothing with this id.",
         413: "The request body is larger than serve.max_body_bytes.",
         422: "Bad input: the message names the field and the problem.",
+        429: "Too many requests from this address: wait for Retry-After seconds.",
         503: "No model is loaded yet, or none can be loaded.",
     }
     return {

@@ -2,19 +2,24 @@
 
 /labels takes the true rows of new tracks (the source format, held to config/schema.yaml by
 the same checks as the pipeline's validate stage) and stores them; monitoring scores the
-served genre classifier on them and exports them for retraining. The page is the Jinja2
-template web/templates/monitoring.html; the values it shows are formatted here (`_view`).
+served genre classifier on them and exports them for retraining. Because retraining learns
+from them, only a holder of SONGREC_LABELER_TOKEN may send them, each accepted batch is stored
+with where it came from (label_batches), and one address may send label_rows_per_hour rows.
+The page is the Jinja2 template web/templates/monitoring.html; the values it shows are
+formatted here (`_view`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,11 +27,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from songrec.config.stage_configs import ServeConfig
 from songrec.contract.validation import validate_tracks
 from songrec.monitoring import charts
+from songrec.serving.deps import require_labeler
 from songrec.serving.errors import ApiError, error_responses
 from songrec.serving.routes import WEB
 from songrec.store.engine import connect
 from songrec.store.queries import read_table
-from songrec.store.schema import alerts, drift_runs, labels, online_quality, promotions, retraining_decisions
+from songrec.store.schema import (
+    alerts,
+    drift_runs,
+    label_batches,
+    labels,
+    online_quality,
+    promotions,
+    retraining_decisions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +55,66 @@ class LabelsRequest(BaseModel):
 
 class LabelsResponse(BaseModel):
     accepted: int
+    batch_id: str = Field(description="The id under which this batch and its sender are stored.")
+
+
+INT64 = 2**63  # numbers the store and pandas hold exactly
+DATE_FORMATS = {4: "%Y", 7: "%Y-%m", 10: "%Y-%m-%d"}  # the release date's three precisions
+
+
+def _check_value(value: Any, loc: list[Any], is_date: bool) -> None:
+    """A 422 naming the field for what pandas or the store cannot hold, before either sees it."""
+    if not (value is None or isinstance(value, str | int | float)) or isinstance(value, bool):
+        raise ApiError(
+            422, f"must be a text or a number, got {type(value).__name__}", loc=loc, type_="type_error"
+        )
+    if isinstance(value, int) and not -INT64 <= value < INT64:
+        raise ApiError(422, "the number is too large", loc=loc, type_="number_too_large")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ApiError(422, "must be a finite number", loc=loc, type_="finite_number")
+    if isinstance(value, str) and value.strip().lower() in (
+        "inf",
+        "+inf",
+        "-inf",
+        "infinity",
+        "-infinity",
+        "nan",
+    ):
+        raise ApiError(422, "must be a finite number or a text", loc=loc, type_="finite_number")
+    if is_date and isinstance(value, str):
+        layout = DATE_FORMATS.get(len(value))
+        try:
+            if layout is None:
+                raise ValueError(value)
+            datetime.strptime(value, layout)
+        except ValueError:
+            raise ApiError(
+                422, "must be a real date: YYYY, YYYY-MM or YYYY-MM-DD", loc=loc, type_="date"
+            ) from None
+
+
+def _check_rate(engine: Any, address: str, rows: int, per_hour: int) -> None:
+    """429 when this address would pass `per_hour` label rows within the last hour."""
+    from sqlalchemy import func, select
+
+    since = datetime.now(UTC) - timedelta(hours=1)
+    query = select(func.coalesce(func.sum(label_batches.c.rows), 0)).where(
+        label_batches.c.source_address == address, label_batches.c.time >= since
+    )
+    try:
+        with engine.connect() as connection:
+            sent = int(connection.execute(query).scalar_one())
+    except Exception as exc:
+        raise ApiError(503, f"the monitoring store is unavailable: {type(exc).__name__}") from exc
+    if sent + rows > per_hour:
+        raise ApiError(
+            429,
+            f"this address sent {sent} label rows in the last hour; at most {per_hour}"
+            " (serve.label_rows_per_hour)",
+            loc=["body", "tracks"],
+            type_="rate_limited",
+            headers={"Retry-After": "3600"},
+        )
 
 
 def monitoring_router(config: ServeConfig) -> APIRouter:
@@ -57,17 +131,21 @@ def monitoring_router(config: ServeConfig) -> APIRouter:
         "/labels",
         response_model=LabelsResponse,
         tags=["monitoring"],
-        summary="Store the true rows (genre included) of new tracks",
+        summary="Store the true rows (genre included) of new tracks (bearer SONGREC_LABELER_TOKEN)",
+        dependencies=[Depends(require_labeler)],
         responses=error_responses(
             400,
+            401,
             413,
             422,
+            429,
             503,
             s422="A row breaks the data contract.",
+            s429="This address sent serve.label_rows_per_hour rows in the last hour.",
             s503="The monitoring store is unavailable.",
         ),
     )
-    def post_labels(body: LabelsRequest) -> dict[str, Any]:
+    def post_labels(body: LabelsRequest, request: Request) -> dict[str, Any]:
         if len(body.tracks) > config.max_batch_tracks:
             raise ApiError(
                 422,
@@ -84,13 +162,9 @@ def monitoring_router(config: ServeConfig) -> APIRouter:
                         loc=["body", "tracks", index, name],
                         type_="extra_forbidden",
                     )
-                if not (value is None or isinstance(value, str | int | float)) or isinstance(value, bool):
-                    raise ApiError(
-                        422,
-                        f"must be a text or a number, got {type(value).__name__}",
-                        loc=["body", "tracks", index, name],
-                        type_="type_error",
-                    )
+                _check_value(value, ["body", "tracks", index, name], name == "track_album_release_date")
+        address = request.client.host if request.client else "unknown"
+        _check_rate(engine(), address, len(body.tracks), config.label_rows_per_hour)
         frame = pd.DataFrame(body.tracks)
         result = validate_tracks(frame, config.schema, max_quarantined_share=0.0)
         if not result.passed:
@@ -113,13 +187,24 @@ def monitoring_router(config: ServeConfig) -> APIRouter:
             }
             for row in result.valid_rows.astype(object).to_dict("records")
         ]
+        batch_id = uuid.uuid4()
+        batch = {
+            "batch_id": batch_id,
+            "time": now,
+            "source_address": address,
+            "sender": "labeler",
+            "rows": len(records),
+            "track_ids": [record["track_id"] for record in records],
+        }
         try:
             with engine().begin() as connection:
+                connection.execute(label_batches.insert(), [batch])
                 connection.execute(labels.insert(), records)
         except Exception as exc:
             log.warning("labels not stored: %s", exc)
             raise ApiError(503, f"the monitoring store is unavailable: {type(exc).__name__}") from exc
-        return {"accepted": len(records)}
+        log.info("labels: batch %s, %d rows from %s", batch_id, len(records), address)
+        return {"accepted": len(records), "batch_id": str(batch_id)}
 
     @router.get("/monitoring", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request) -> Response:

@@ -110,6 +110,18 @@ online_quality = Table(
 )
 
 
+# Who sent which labels: one row per accepted POST /labels (the labeler's token, its address).
+label_batches = Table(
+    "label_batches",
+    metadata,
+    Column("batch_id", Uuid(as_uuid=True), primary_key=True),
+    Column("time", DateTime(timezone=True), nullable=False, index=True),
+    Column("source_address", String(64), nullable=False, index=True),
+    Column("sender", String(32), nullable=False),  # which token: "labeler"
+    Column("rows", Integer, nullable=False),
+    Column("track_ids", JSON, nullable=False),
+)
+
 labels = Table(
     "labels",
     metadata,

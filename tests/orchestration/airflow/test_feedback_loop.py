@@ -21,6 +21,7 @@ from tests.services import process_group, wait_http
 
 pytestmark = pytest.mark.slow
 TOKEN = "loop-test-token"
+LABELER_TOKEN = "loop-labeler-token"
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def simulate(api: str, listening: pd.DataFrame, audio: tuple[str, ...], integers
         k=50,
         label_delay=0.2,
         seed=5,
+        labeler_token=LABELER_TOKEN,
     ).run()
     return report.summary()
 
@@ -62,7 +64,7 @@ def test_the_loop_closes(airflow_db: None, tmp_path: Path, data) -> None:  # typ
     audio, integers = manager.schema.audio_features, manager.evaluate().integer_features
     port = free_port()
     api = f"http://127.0.0.1:{port}"
-    env = {"SONGREC_ADMIN_TOKEN": TOKEN, "SONGREC_ROOT": str(project)}
+    env = {"SONGREC_ADMIN_TOKEN": TOKEN, "SONGREC_LABELER_TOKEN": LABELER_TOKEN, "SONGREC_ROOT": str(project)}
     log = tmp_path / "api.log"
     with process_group(
         [str(BIN / "songrec"), "serve", "--port", str(port)], log, env=env, cwd=project
