@@ -7,6 +7,7 @@ from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import pytest
+import yaml
 
 from songrec.config.manager import ConfigurationManager
 from songrec.core.errors import ConfigError
@@ -45,6 +46,35 @@ def test_missing_key_is_named(project: Path) -> None:
     path = project / "config" / "config.yaml"
     path.write_text(path.read_text().replace("  raw_dir: data/raw\n", ""))
     with pytest.raises(ConfigError, match=r"config/config.yaml: missing key ingest.raw_dir"):
+        ConfigurationManager(project)
+
+
+@pytest.mark.parametrize(
+    ("file", "key", "words"),
+    [
+        ("config/config.yaml", "serve.prot", r"unknown key serve.prot; did you mean serve.port\?"),
+        (
+            "params.yaml",
+            "train.genre.max_iters",
+            r"unknown key train.genre.max_iters; did you mean train.genre.max_iter\?",
+        ),
+        ("params.yaml", "tranform", r"unknown key tranform; did you mean transform\?"),
+        ("config/schema.yaml", "shoe_size", r"unknown key shoe_size \(known here: "),
+    ],
+)
+def test_an_unknown_key_is_an_error_with_the_nearest_known_one(
+    project: Path, file: str, key: str, words: str
+) -> None:
+    """A misspelt key would otherwise be ignored, and the default used without a word."""
+    path = project / file
+    data = yaml.safe_load(path.read_text())
+    node = data
+    *parents, last = key.split(".")
+    for name in parents:
+        node = node[name]
+    node[last] = 1
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError, match=f"{file}: {words}"):
         ConfigurationManager(project)
 
 

@@ -95,3 +95,15 @@ def test_no_other_module_reads_a_songrec_variable() -> None:
             if ("environ" in source or "getenv" in source) and any(n.startswith("SONGREC_") for n in names):
                 readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not readers, f"songrec settings read outside config/environment.py: {readers}"
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"SONGREC_ADMIN_TOKEN": "change-me-api-admin-token"},
+        {"SONGREC_EVENT_STORE_URL": "postgresql+psycopg://songrec:change-me-events-db@postgres:5432/events"},
+    ],
+)
+def test_a_placeholder_secret_of_env_example_is_refused_by_name(variables: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=f"{next(iter(variables))} still hold the placeholder"):
+        Environment.read(variables)

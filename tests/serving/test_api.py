@@ -158,6 +158,8 @@ def test_an_answer_is_computed_in_threads_only_when_it_is_long_and_others_wait()
 
 def test_health_ready_and_metrics(client: TestClient, bundle: SongrecBundle) -> None:
     assert client.get("/health").json() == {"status": "ok"}
+    head = client.head("/health")
+    assert head.status_code == 200 and head.content == b""
     ready = client.get("/ready").json()
     assert ready["status"] == "ready" and ready["model_version"] == "1"
     assert ready["catalog_tracks"] == len(bundle)

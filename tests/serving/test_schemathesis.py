@@ -44,13 +44,19 @@ OPERATIONS = [
     ("GET", "/tracks"),
     ("POST", "/feedback"),
     ("GET", "/health"),
+    ("HEAD", "/health"),
     ("GET", "/ready"),
     ("GET", "/metrics"),
     ("POST", "/admin/reload"),
     ("POST", "/labels"),
     ("GET", "/playlists/{playlist_id}/recommendations"),
 ]
-WITHOUT_INPUT = {("GET", "/health"), ("GET", "/ready"), ("GET", "/metrics")}  # nothing to break
+WITHOUT_INPUT = {
+    ("GET", "/health"),
+    ("HEAD", "/health"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+}  # nothing to break
 CASES = [
     pytest.param(method, path, mode, id=f"{method} {path} {mode}")
     for method, path in OPERATIONS

@@ -68,6 +68,7 @@ class Environment:
             value = text(name)
             return Path(value).expanduser() if value else None
 
+        _refuse_placeholders(env)
         owner, repo, token = (text(name) for name in DAGSHUB_KEYS)
         return cls(
             root=path("SONGREC_ROOT"),
@@ -90,6 +91,30 @@ class Environment:
             bundle=_bundle(text("SONGREC_BUNDLE")),
             event_logging=_switch(env, "SONGREC_EVENT_LOGGING", default=True),
             event_hold_seconds=_seconds(env, "SONGREC_EVENT_HOLD_SECONDS", default=30.0, most=3600.0),
+        )
+
+
+# The secrets songrec reads (tokens, passwords, URLs that carry one). .env.example gives each a
+# `change-me-...` value; a service started with one would run with a secret anyone can read.
+SECRET_VARIABLES = (
+    "SONGREC_ADMIN_TOKEN",
+    "SONGREC_LABELER_TOKEN",
+    "SONGREC_EVENT_STORE_URL",
+    "SONGREC_STREAM_URL",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_URI",
+    "DAGSHUB_USER_TOKEN",
+    "AWS_SECRET_ACCESS_KEY",
+)
+PLACEHOLDER = "change-me"
+
+
+def _refuse_placeholders(env: Mapping[str, str]) -> None:
+    placeholders = [name for name in SECRET_VARIABLES if PLACEHOLDER in (env.get(name) or "")]
+    if placeholders:
+        raise ConfigError(
+            f"environment: {', '.join(placeholders)} still hold the placeholder of .env.example "
+            f"({PLACEHOLDER}-...): set secrets of your own (e.g. `openssl rand -hex 32`)"
         )
 
 

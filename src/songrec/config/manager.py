@@ -69,6 +69,8 @@ class ConfigurationManager:
         self._monitor = self._read_monitor(config.section("monitor"))
         self._batch = self._read_batch(config.section("batch"))
         self._stream = self._read_stream(config.section("stream"))
+        for section in (config, schema, params):
+            section.reject_unknown_keys()
 
     # stage configs, named like the stages -------------------------------------------------
 
@@ -230,6 +232,7 @@ class ConfigurationManager:
     def _read_tracking(self, section: Section) -> TrackingConfig:
         experiment = section.text("experiment")
         registered_model = section.text("registered_model")
+        local = self.path(section.text("local_dir"))  # read (and checked) even when a server is set
         server = self.environment.tracking_server
         if server is not None:
             return TrackingConfig(
@@ -241,7 +244,6 @@ class ConfigurationManager:
                 username=server.username,
                 password=server.password,
             )
-        local = self.path(section.text("local_dir"))
         return TrackingConfig(
             uri=f"sqlite:///{local / 'mlflow.db'}",
             experiment=experiment,
@@ -251,7 +253,8 @@ class ConfigurationManager:
         )
 
     def _read_serve(self, section: Section, batch: Section) -> ServeConfig:
-        url = self.environment.event_store_url or f"sqlite:///{self.path(section.text('event_store'))}"
+        local_store = f"sqlite:///{self.path(section.text('event_store'))}"
+        url = self.environment.event_store_url or local_store
         port = section.get("port", int, check=lambda v: 0 < v < 65536, rule="must be a TCP port")
         default_k = section.positive_int("default_k")
         max_k = section.positive_int("max_k")
@@ -285,7 +288,8 @@ class ConfigurationManager:
         )
 
     def _read_retrain(self, section: Section) -> RetrainConfig:
-        incoming = self.environment.incoming_url or str(self.path(section.text("incoming")))
+        local_incoming = str(self.path(section.text("incoming")))
+        incoming = self.environment.incoming_url or local_incoming
         return RetrainConfig(
             incoming=incoming,
             additions_dir=self._ingest.additions_dir,
@@ -312,8 +316,9 @@ class ConfigurationManager:
 
     def _read_stream(self, section: Section) -> StreamConfig:
         names = {key: section.text(key) for key in ("requests", "results", "dead_letter", "group")}
+        configured_url = section.text("url")
         return StreamConfig(
-            url=self.environment.stream_url or section.text("url"),
+            url=self.environment.stream_url or configured_url,
             batch_size=section.positive_int("batch_size"),
             block_ms=section.positive_int("block_ms"),
             claim_idle_ms=section.positive_int("claim_idle_ms"),

@@ -5,7 +5,8 @@ Every broken rule raises ConfigError naming the file, the key, the value and the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,13 +60,43 @@ class Section:
         self.label = label
         self.data = data
         self.prefix = prefix
+        self._read: set[str] = set()  # the keys some reader asked for: the rest are unknown
+        self._children: dict[str, list[Section]] = {}
 
     def fail(self, key: str, value: Any, rule: str) -> ConfigError:
         return ConfigError(f"{self.label}: {self.prefix}{key} = {value!r}: {rule}")
 
     def section(self, key: str) -> Section:
         value = self.get(key, dict)
-        return Section(self.label, value, f"{self.prefix}{key}.")
+        child = Section(self.label, value, f"{self.prefix}{key}.")
+        self._children.setdefault(key, []).append(child)
+        return child
+
+    def reject_unknown_keys(self) -> None:
+        """A ConfigError for the first key no reader asked for (a misspelt key would be ignored
+        silently otherwise), with the nearest known key as a suggestion."""
+        for key, known in self._unknown_keys():
+            near = difflib.get_close_matches(key.rsplit(".", 1)[-1], known, n=1, cutoff=0.6)
+            hint = (
+                f"; did you mean {key.rsplit('.', 1)[0] + '.' if '.' in key else ''}{near[0]}?"
+                if near
+                else ""
+            )
+            raise ConfigError(
+                f"{self.label}: unknown key {key}{hint} (known here: {', '.join(sorted(known))})"
+            )
+
+    def _unknown_keys(self) -> Iterator[tuple[str, list[str]]]:
+        for key in self.data:
+            if key not in self._read and key not in self._children:
+                yield f"{self.prefix}{key}", sorted(self._read)
+        for children in self._children.values():
+            merged = Section(self.label, children[0].data, children[0].prefix)
+            for child in children:
+                merged._read |= child._read
+                for name, grandchildren in child._children.items():
+                    merged._children.setdefault(name, []).extend(grandchildren)
+            yield from merged._unknown_keys()
 
     def get(
         self,
@@ -76,6 +107,7 @@ class Section:
         rule: str = "",
         default: Any = _MISSING,
     ) -> T:
+        self._read.add(key)
         if key not in self.data:
             if default is not _MISSING:
                 return default  # type: ignore[no-any-return,unused-ignore]

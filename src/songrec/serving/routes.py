@@ -199,7 +199,13 @@ def api_router(models: RequestModels, config: ServeConfig) -> APIRouter:
             "event": body.event,
         }
 
-    @router.get("/health", response_model=HealthResponse, tags=["operations"], summary="The process is alive")
+    @router.api_route(  # HEAD too: load balancers and uptime checks often probe with it
+        "/health",
+        methods=["GET", "HEAD"],
+        response_model=HealthResponse,
+        tags=["operations"],
+        summary="The process is alive",
+    )
     async def health() -> dict[str, Any]:
         return {"status": "ok"}
 
