@@ -427,6 +427,22 @@ def test_bad_feedback_is_a_422_naming_the_field(
     assert expected in response.json()["message"]
 
 
+def test_feedback_names_a_returned_track_and_is_stored_once(
+    client: TestClient, bundle: SongrecBundle, events: EventStore
+) -> None:
+    answer = post(client, "/recommend", {"track_ids": playlist_ids(bundle), "k": 3}).json()
+    returned = [t["track_id"] for t in answer["recommendations"]]
+    other = next(t for t in bundle.catalog["track_id"] if t not in returned)
+    body = {"request_id": answer["request_id"], "track_id": other, "event": "like"}
+    refused = post(client, "/feedback", body)
+    assert refused.status_code == 422 and "is not one that request" in refused.json()["message"]
+    same = {**body, "track_id": returned[1]}
+    statuses = [post(client, "/feedback", same).json()["status"] for _ in range(50)]
+    assert statuses == ["accepted"] + ["duplicate"] * 49
+    assert events.flush()
+    assert events.count(feedback_table, request_id=uuid.UUID(answer["request_id"])) == 1
+
+
 def test_feedback_on_a_request_never_answered_is_a_404(
     client: TestClient, bundle: SongrecBundle, events: EventStore
 ) -> None:

@@ -12,8 +12,8 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -32,22 +32,43 @@ from songrec.store.request_log import EventStore
 T = TypeVar("T")
 
 
+@dataclass
+class Answered:
+    """What one request returned, and the feedback already taken on it."""
+
+    tracks: frozenset[str]
+    feedback: set[tuple[str, str]] = field(default_factory=set)  # (track id, event)
+
+
 class RecentRequests:
-    """The ids of the last requests this process answered, so feedback can be checked without the store."""
+    """The last requests this process answered, with the tracks each returned, so feedback can
+    be checked without the store: it must name a returned track, and a (track, event) pair is
+    taken once per request (which also caps a request's feedback at 4 events per track)."""
 
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
-        self._ids: OrderedDict[uuid.UUID, None] = OrderedDict()
+        self._answered: OrderedDict[uuid.UUID, Answered] = OrderedDict()
         self._lock = threading.Lock()
 
-    def add(self, request_id: uuid.UUID) -> None:
+    def add(self, request_id: uuid.UUID, track_ids: Iterable[str] = ()) -> None:
         with self._lock:
-            self._ids[request_id] = None
-            if len(self._ids) > self.size:
-                self._ids.popitem(last=False)
+            self._answered[request_id] = Answered(frozenset(track_ids))
+            if len(self._answered) > self.size:
+                self._answered.popitem(last=False)
+
+    def get(self, request_id: uuid.UUID) -> Answered | None:
+        return self._answered.get(request_id)
+
+    def take_feedback(self, answered: Answered, track_id: str, event: str) -> bool:
+        """True the first time this (track, event) comes for the request; False after."""
+        with self._lock:
+            if (track_id, event) in answered.feedback:
+                return False
+            answered.feedback.add((track_id, event))
+            return True
 
     def __contains__(self, request_id: object) -> bool:
-        return request_id in self._ids
+        return request_id in self._answered
 
 
 class ComputePool:

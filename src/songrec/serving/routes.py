@@ -179,21 +179,35 @@ def api_router(models: RequestModels, config: ServeConfig) -> APIRouter:
     def feedback(body: FeedbackRequest, services: ServicesDep) -> dict[str, Any]:
         """Stored in the event store with the request id, so it joins the logged request.
 
-        A request id this server never answered is a 404 (when the store can tell).
+        The track must be one the request returned (else 422), and the same event on the same
+        track of a request is stored once (`status: duplicate` after). A request id this server
+        never answered is a 404 (when the store can tell).
         """
-        known = body.request_id in services.recent or services.events.has_request(body.request_id)
-        if known is False:
+        answered = services.recent.get(body.request_id)
+        if answered is None and services.events.has_request(body.request_id) is False:
             raise ApiError(
                 404,
                 f"no request {body.request_id} was answered here",
                 loc=["body", "request_id"],
                 type_="unknown_request",
             )
-        services.events.log_feedback(
-            FeedbackEvent(request_id=body.request_id, track_id=body.track_id, event=body.event)
-        )
+        status = "accepted"
+        if answered is not None:  # answered by this process: its tracks are known here
+            if body.track_id not in answered.tracks:
+                raise ApiError(
+                    422,
+                    f"track {body.track_id} is not one that request {body.request_id} returned",
+                    loc=["body", "track_id"],
+                    type_="not_returned",
+                )
+            if not services.recent.take_feedback(answered, body.track_id, body.event):
+                status = "duplicate"
+        if status == "accepted":
+            services.events.log_feedback(
+                FeedbackEvent(request_id=body.request_id, track_id=body.track_id, event=body.event)
+            )
         return {
-            "status": "accepted",
+            "status": status,
             "request_id": str(body.request_id),
             "track_id": body.track_id,
             "event": body.event,
@@ -290,7 +304,7 @@ def answer_recommend(body: RecommendRequest, request: Request, served: ServedMod
     _require_known(resolved, rows)
     answer = view.recommend(resolved, rows, body.k)
     note(request, recommendations=[(t["rank"], t["track_id"], t["score"]) for t in answer.tracks])
-    request.app.state.services.recent.add(request_id(request))
+    request.app.state.services.recent.add(request_id(request), (t["track_id"] for t in answer.tracks))
     return {
         "request_id": str(request_id(request)),
         "model_version": served.version,
@@ -328,7 +342,7 @@ def answer_playlist(
         tracks = view.recommend(resolved, [], k).tracks
         source, run_id = "live", None
     note(request, recommendations=[(t["rank"], t["track_id"], t["score"]) for t in tracks])
-    request.app.state.services.recent.add(request_id(request))
+    request.app.state.services.recent.add(request_id(request), (t["track_id"] for t in tracks))
     return {
         "request_id": str(request_id(request)),
         "playlist_id": playlist_id,
@@ -343,7 +357,7 @@ def answer_playlist(
 def answer_genre(body: BatchRequest, request: Request, served: ServedModel) -> dict[str, Any]:
     resolved, rows = _batch(body, request, served)
     predictions = served.view.predict_genre(resolved, rows)
-    request.app.state.services.recent.add(request_id(request))
+    request.app.state.services.recent.add(request_id(request), body.track_ids)
     return {
         "request_id": str(request_id(request)),
         "model_version": served.version,
@@ -356,7 +370,7 @@ def answer_genre(body: BatchRequest, request: Request, served: ServedModel) -> d
 def answer_popularity(body: BatchRequest, request: Request, served: ServedModel) -> dict[str, Any]:
     resolved, rows = _batch(body, request, served)
     predictions = served.view.predict_popularity(resolved, rows)
-    request.app.state.services.recent.add(request_id(request))
+    request.app.state.services.recent.add(request_id(request), body.track_ids)
     return {
         "request_id": str(request_id(request)),
         "model_version": served.version,

@@ -326,7 +326,9 @@ class SearchResponse(BaseModel):
 
 
 class FeedbackResponse(BaseModel):
-    status: Literal["accepted"]
+    status: Literal["accepted", "duplicate"] = Field(
+        description="duplicate: this event on this track of the request was stored before (not again)."
+    )
     request_id: str
     track_id: str
     event: str
