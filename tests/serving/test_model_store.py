@@ -171,3 +171,53 @@ def test_a_bundle_saved_by_other_code_is_refused_with_a_clear_message(tmp_path: 
         ModelUnavailable, match="saved by another version of songrec .* register a new version"
     ):
         source.load(source.locate())
+
+
+def test_a_champion_that_cannot_be_loaded_is_shown_in_ready_and_metrics(
+    serve_config: ServeConfig, two_bundle_files: dict[str, Path], tmp_path: Path, events: EventStore
+) -> None:
+    """The registry names version 2, whose file is gone: version 1 keeps serving, and says so."""
+    files = {**two_bundle_files, "2": tmp_path / "gone.pkl"}
+    source = SwitchableSource(files, "1")
+    app = create_app(serve_config, model_source=source, events=events)
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        assert client.get("/ready").json()["stale"] is False
+        source.champion = "2"
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        failed = client.post("/admin/reload", headers=auth)
+        assert failed.status_code == 503 and failed.json()["message"] == (
+            "cannot load the model: version 2 cannot be loaded (FileNotFoundError)"
+        )
+        assert str(tmp_path) not in failed.text  # no path (or SQL) in an answer
+        ready = client.get("/ready")
+        assert ready.status_code == 200  # it still serves
+        shown = {key: ready.json()[key] for key in ("model_version", "champion_version", "stale", "problem")}
+        assert shown == {
+            "model_version": "1",
+            "champion_version": "2",
+            "stale": True,
+            "problem": "version 2 cannot be loaded (FileNotFoundError)",
+        }
+        metrics = client.get("/metrics").text
+        assert "songrec_champion_load_failures_total 1.0" in metrics and "songrec_model_stale 1.0" in metrics
+
+
+def test_an_unreadable_registry_is_an_error_of_reload_without_its_sql(
+    serve_config: ServeConfig, bundle_file: Path, tmp_path: Path, events: EventStore
+) -> None:
+    broken = tmp_path / "mlflow.db"
+    broken.write_bytes(b"this is not a database" * 100)  # a real fault: the store is unreadable
+    config = dataclasses.replace(serve_config, tracking=_tracking(f"sqlite:///{broken}", "local"))
+    app = create_app(config, model_source=ChampionSource(config.tracking, bundle_file), events=events)
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as client:
+        ready = client.get("/ready").json()
+        assert ready["model_source"] == "file" and ready["champion_version"] is None
+        assert ready["problem"].startswith("registry sqlite:///") and "unavailable (" in ready["problem"]
+        reload = client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        assert reload.status_code == 503 and reload.json()["detail"][0]["type"] == "registry_unavailable"
+        assert "SELECT" not in reload.text and "file is not a database" not in reload.text
+        assert "songrec_registry_up 0.0" in client.get("/metrics").text

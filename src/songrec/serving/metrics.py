@@ -71,6 +71,21 @@ class _StateCollector(Collector):
         yield CounterMetricFamily(
             "songrec_model_swaps", "Models swapped in after the first.", value=self.store.swaps
         )
+        yield CounterMetricFamily(
+            "songrec_champion_load_failures",
+            "Models the registry named as champion that could not be loaded.",
+            value=self.store.load_failures,
+        )
+        yield GaugeMetricFamily(
+            "songrec_model_stale",
+            "1 while the registry's champion is not the version serving (it failed to load), else 0.",
+            value=int(self.store.stale),
+        )
+        yield GaugeMetricFamily(
+            "songrec_registry_up",
+            "0 when the last look at the registry failed, else 1.",
+            value=int(self.store.registry_problem is None),
+        )
         stats = self.events.stats
         yield CounterMetricFamily(
             "songrec_events_logged", "Events written to the event store.", value=stats.logged

@@ -58,7 +58,11 @@ class ModelStore:
         self.check = check  # raises when the app cannot serve a bundle (e.g. other input features)
         self.on_swap = on_swap
         self.swaps = 0
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # why the last refresh failed (no internal text)
+        self.load_failures = 0  # models the source named that could not be loaded
+        self.wanted: ModelRef | None = None  # the model the source names now (the champion)
+        self.registry_problem: str | None = None
+        self._last_warning: str | None = None
         self._current: ServedModel | None = None
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
@@ -74,12 +78,20 @@ class ModelStore:
         with self._reload_lock:
             current = self._current
             ref = self.source.locate(None if current is None else current.ref)
+            self.registry_problem = getattr(self.source, "registry_problem", None)
+            self.wanted = ref
             if current is not None and not force and current.ref == ref:
                 return ReloadResult(swapped=False, model=current, previous_version=current.version)
             started = time.perf_counter()
-            bundle = self.source.load(ref)
-            if self.check is not None:
-                self.check(bundle)
+            try:
+                bundle = self.source.load(ref)
+                if self.check is not None:
+                    self.check(bundle)
+            except Exception as exc:
+                self.load_failures += 1
+                self.last_error = f"version {ref.version} cannot be loaded ({type(exc).__name__})"
+                log.warning("cannot load model version %s from %s: %s", ref.version, ref.uri, exc)
+                raise
             served = ServedModel(
                 ref=ref, bundle=bundle, view=CatalogView(bundle), loaded_at=datetime.now(UTC)
             )
@@ -99,6 +111,20 @@ class ModelStore:
             return ReloadResult(
                 swapped=True, model=served, previous_version=None if current is None else current.version
             )
+
+    @property
+    def stale(self) -> bool:
+        """True while the source names another model than the one serving (it failed to load)."""
+        current = self._current
+        return current is not None and self.wanted is not None and self.wanted != current.ref
+
+    def problem(self) -> str | None:
+        """What keeps the champion from serving, in words a client may read."""
+        if self.registry_problem is not None:
+            return self.registry_problem
+        if self.stale and self.wanted is not None:
+            return self.last_error or f"version {self.wanted.version} is not loaded yet"
+        return None
 
     def start(self) -> None:
         """Load the model now (raising if there is none), then keep checking in the background."""
@@ -120,7 +146,7 @@ class ModelStore:
             try:
                 self.refresh()
             except Exception as exc:  # keep serving the current model; try again next time
-                message = f"{type(exc).__name__}: {exc}"
-                if message != self.last_error:
+                message = self.last_error or type(exc).__name__
+                if message != self._last_warning:  # once per new problem, not every interval
                     log.warning("cannot refresh the model, still serving the current one: %s", message)
-                self.last_error = message
+                    self._last_warning = message

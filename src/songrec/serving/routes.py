@@ -230,9 +230,14 @@ def api_router(models: RequestModels, config: ServeConfig) -> APIRouter:
         tags=["operations"],
         summary="A model is loaded: which one",
     )
-    async def ready(served: ModelDep) -> dict[str, Any]:
+    async def ready(served: ModelDep, services: ServicesDep) -> dict[str, Any]:
+        store = services.store
+        champion = store.wanted if store.registry_problem is None else None
         return {
             "status": "ready",
+            "champion_version": None if champion is None else champion.version,
+            "stale": store.stale,
+            "problem": store.problem(),
             "model_version": served.version,
             "model_source": served.ref.source,
             "model_uri": served.ref.uri,
@@ -273,10 +278,19 @@ def api_router(models: RequestModels, config: ServeConfig) -> APIRouter:
             result = services.store.refresh(force=force)
         except ModelUnavailable as exc:
             raise ApiError(503, str(exc), type_="model_unavailable") from exc
-        except Exception as exc:
+        except Exception as exc:  # the details (SQL, paths) are in the server's log, not the answer
             raise ApiError(
-                503, f"cannot load the model: {type(exc).__name__}: {exc}", type_="load_failed"
+                503,
+                f"cannot load the model: {services.store.last_error or type(exc).__name__}",
+                type_="load_failed",
             ) from exc
+        if services.store.registry_problem is not None:
+            raise ApiError(
+                503,
+                f"cannot read the registry, still serving version {result.model.version}: "
+                f"{services.store.registry_problem}",
+                type_="registry_unavailable",
+            )
         return {
             "swapped": result.swapped,
             "model_version": result.model.version,

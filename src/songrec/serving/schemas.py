@@ -340,7 +340,12 @@ class HealthResponse(BaseModel):
 
 class ReadyResponse(BaseModel):
     status: Literal["ready"]
-    model_version: str
+    model_version: str = Field(description="The version serving now.")
+    champion_version: str | None = Field(
+        description="The version the registry names (null when the registry cannot be read)."
+    )
+    stale: bool = Field(description="True while the champion is not the version serving (it failed to load).")
+    problem: str | None = Field(description="What keeps the champion from serving, if anything.")
     model_source: str = Field(description="registry (the champion) or file (a local bundle).")
     model_uri: str
     loaded_at: datetime

@@ -76,6 +76,7 @@ class ChampionSource:
         self.fallback = FileSource(fallback) if fallback is not None else None
         self._pointed = False
         self._last_state = ""
+        self.registry_problem: str | None = None  # why the registry could not be read, if so
 
     @property
     def name(self) -> str:
@@ -92,8 +93,12 @@ class ChampionSource:
         try:
             version = self._champion_version()
         except Exception as exc:  # an unreachable or broken registry: keep serving what we have
-            reason = f"registry {redact(self.tracking.uri)} unavailable ({type(exc).__name__}: {exc})"
+            # The exception's text (SQL, paths) goes to the log only: this reason reaches clients.
+            log.debug("registry read failed: %s", exc)
+            reason = f"registry {redact(self.tracking.uri)} unavailable ({type(exc).__name__})"
+            self.registry_problem = reason
             return self._fall_back(reason, serving)
+        self.registry_problem = None
         if version is None:
             return self._fall_back(f"registered model {self.name!r} has no {CHAMPION!r} alias", serving)
         self._note(f"registry {self.name}@{CHAMPION} is version {version}")
