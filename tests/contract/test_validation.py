@@ -38,6 +38,13 @@ def test_shipped_sample_passes(frame: pd.DataFrame, schema) -> None:  # type: ig
     assert result.valid_rows["key"].dtype == np.int64
 
 
+def test_extra_columns_are_dropped_and_listed(frame: pd.DataFrame, schema) -> None:  # type: ignore[no-untyped-def]
+    result = validate_tracks(frame.assign(mood="happy", bpm_guess=120), schema, 0.0)
+    assert result.passed and result.report["extra_columns_dropped"] == ["mood", "bpm_guess"]
+    assert "mood" not in result.valid_rows.columns
+    assert validate_tracks(frame, schema, 0.0).report["extra_columns_dropped"] == []
+
+
 def test_missing_column_is_structural(frame: pd.DataFrame, schema) -> None:  # type: ignore[no-untyped-def]
     result = validate_tracks(frame.drop(columns=["energy"]), schema, 0.5)
     assert not result.passed

@@ -113,6 +113,9 @@ def validate_tracks(
         "max_quarantined_share": max_quarantined_share,
         "problems": problems,
         "violations": violations,
+        # Columns the contract does not name: dropped from the validated data, but listed, so a
+        # source that grew a column (or renamed one) shows it instead of losing it unseen.
+        "extra_columns_dropped": [str(c) for c in frame.columns if c not in set(schema.column_names)],
     }
     return ValidationResult(valid_rows=valid.reset_index(drop=True), report=report)
 
@@ -256,6 +259,8 @@ def summary_text(report: dict[str, Any], report_path: str) -> str:
         f"(report: {report_path})"
     ]
     lines += [f"  problem: {problem}" for problem in report["problems"]]
+    if report.get("extra_columns_dropped"):
+        lines.append(f"  extra columns dropped: {', '.join(report['extra_columns_dropped'])}")
     for v in report["violations"]:
         if v["level"] == "column":
             lines.append(f"  - {v['column']}: {v['rule']}")
