@@ -125,6 +125,7 @@ STAGES: tuple[Stage, ...] = (
         description="offline metrics and plots, one MLflow run, registry and promotion gate",
         deps=lambda m: [
             m.evaluate().catalog,
+            m.evaluate().memberships,
             m.evaluate().eval_playlists,
             m.evaluate().bundle,
             m.evaluate().reference_model,

@@ -1,10 +1,12 @@
 """evaluate: measure the bundle, log one MLflow run, register it, and gate its promotion.
 
-Reads the catalog (its test split), the evaluation playlists, the bundle and the reference
-model. Writes metrics/genre.json, metrics/popularity.json and metrics/recommender.json (for
-`dvc metrics show`), plots/*.png (for `dvc plots show`), and reports/promotion.json. Playlist
-continuation is measured for the bundle's recommender and, in the same run on the same hidden
-tracks, for the reference system, most-popular and random.
+Reads the catalog (its test split), the visible memberships, the evaluation playlists, the
+bundle and the reference model. Writes metrics/genre.json, metrics/popularity.json and
+metrics/recommender.json (for `dvc metrics show`), plots/*.png (for `dvc plots show`), and
+reports/promotion.json. Playlist continuation is measured for the bundle's recommender and, in
+the same run on the same hidden tracks, for the reference system, most-popular, random and
+plain item co-occurrence. Slices (evaluation/slices.py) show cold start (test tracks of
+unseen artists), the hidden tracks co-occurrence can reach or not, and how varied lists are.
 
 In MLflow: one run (params, metrics, the dataset's source and sha256, plots, validation
 report, the model), a new registered version with alias `challenger`, and alias `champion`
@@ -29,9 +31,14 @@ from songrec.core.progress import heartbeat
 from songrec.evaluation.bootstrap import Interval, intervals
 from songrec.evaluation.metrics import continuation_metrics, measure_bundle
 from songrec.evaluation.plots import confusion_matrix_plot, continuation_plot, popularity_plot
+from songrec.evaluation.slices import artist_slices, diversity, ranked_playlists, recall_by_reach
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Recommender
-from songrec.models.recommender.baselines import MostPopularRecommender, RandomRecommender
+from songrec.models.recommender.baselines import (
+    CooccurrenceRecommender,
+    MostPopularRecommender,
+    RandomRecommender,
+)
 from songrec.models.reference import ReferenceRecommender
 from songrec.tracking.lineage import run_lineage
 from songrec.tracking.promotion import register_candidate
@@ -50,15 +57,18 @@ def evaluate_offline(
     eval_playlists: pd.DataFrame,
     ks: tuple[int, ...],
     seed: int,
+    memberships: pd.DataFrame,
 ) -> dict[str, Any]:
     """Every offline metric of one bundle, with the baselines on the same evaluation playlists."""
     measured = measure_bundle(bundle, catalog, eval_playlists, ks)
     genre, popularity = measured.genre, measured.popularity
     index = pd.Index(catalog["track_id"])
+    cooccurrence = CooccurrenceRecommender(index, memberships, catalog["popularity"].to_numpy())
     baselines: dict[str, Recommender] = {
         "reference": ReferenceRecommender(reference, catalog),
         "most_popular": MostPopularRecommender(catalog["popularity"].to_numpy()),
         "random": RandomRecommender(len(catalog), seed),
+        "cooccurrence": cooccurrence,
     }
     continuation = {
         "songrec": measured.continuation,
@@ -81,6 +91,18 @@ def evaluate_offline(
     # 95% bootstrap intervals of the headline metrics: over test tracks, over evaluation playlists.
     spans = intervals(measured.evidence, ["genre_macro_f1", "popularity_r2", *measured.per_playlist], seed)
     recommender_json["songrec_ci95"] = {name: _span(spans[name]) for name in measured.per_playlist}
+    # Slices: co-occurrence-reachable hidden tracks or not, and how varied the lists are.
+    songrec_lists = ranked_playlists(bundle.recommender, cooccurrence, index, eval_playlists, top)
+    cooccurrence_lists = ranked_playlists(cooccurrence, cooccurrence, index, eval_playlists, top)
+    recommender_json["by_reach"] = {
+        "songrec": recall_by_reach(songrec_lists, top),
+        "cooccurrence": recall_by_reach(cooccurrence_lists, top),
+    }
+    recommender_json["diversity"] = {
+        "songrec": diversity(songrec_lists, catalog),
+        "cooccurrence": diversity(cooccurrence_lists, catalog),
+    }
+    by_artist = artist_slices(bundle, catalog)
     test_tracks = measured.test_tracks
     return {
         "genre": {
@@ -88,12 +110,20 @@ def evaluate_offline(
             "macro_f1": genre["macro_f1"],
             "macro_f1_ci95": _span(spans["genre_macro_f1"]),
             "test_tracks": test_tracks,
+            **{
+                name: {k: v for k, v in part.items() if k != "popularity_r2"}
+                for name, part in by_artist.items()
+            },
         },
         "popularity": {
             "r2": popularity["r2"],
             "r2_ci95": _span(spans["popularity_r2"]),
             "mae": popularity["mae"],
             "test_tracks": test_tracks,
+            **{
+                name: {k: v for k, v in part.items() if k != "genre_macro_f1"}
+                for name, part in by_artist.items()
+            },
         },
         "recommender": recommender_json,
         "gated": measured.gated,
@@ -205,11 +235,14 @@ def run(manager: ConfigurationManager) -> dict[str, Any]:
     config = manager.evaluate()
     catalog = read_parquet(config.catalog)
     eval_playlists = read_parquet(config.eval_playlists)
+    memberships = read_parquet(config.memberships, columns=["track_id", "playlist_id"])
     bundle: SongrecBundle = load_model(require(config.bundle))
     reference = load_model(require(config.reference_model))
     ingestion = read_json(config.ingestion_record)
     with heartbeat("measuring the bundle and the baselines on the evaluation data", log):
-        results = evaluate_offline(bundle, reference, catalog, eval_playlists, config.k, config.seed)
+        results = evaluate_offline(
+            bundle, reference, catalog, eval_playlists, config.k, config.seed, memberships
+        )
     with heartbeat("writing metrics and plots", log):
         write_outputs(config, results)
     with heartbeat("logging the run and registering the model in MLflow", log):

@@ -1,0 +1,113 @@
+"""Honest slices of the offline metrics: where the headline numbers hide a weakness.
+
+- Genre and popularity on test tracks whose artist the training split has seen, and on those
+  whose artist it has not (cold start: a new artist's first tracks).
+- Playlist continuation on the hidden tracks that item co-occurrence can reach (they share a
+  visible playlist with one of the playlist's tracks) and on the rest, for songrec and for plain
+  co-occurrence, so a weak use of co-listening shows.
+- How varied the lists are: distinct artists in the top 10, the share of the catalog that
+  appears in any top 100 (coverage), and novelty (mean self-information of the top 10).
+
+Pure functions of a bundle and DataFrames, like metrics.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from songrec.evaluation.metrics import genre_metrics, popularity_metrics
+from songrec.models.bundle import SongrecBundle
+from songrec.models.recommender.base import Playlist, Recommender, top_k
+from songrec.models.recommender.baselines import CooccurrenceRecommender
+
+
+def artist_slices(bundle: SongrecBundle, catalog: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Genre macro-F1 and popularity R² on the test tracks of seen and of unseen artists."""
+    known = set(catalog.loc[catalog["split"] == "train", "track_artist"].dropna())
+    test = catalog[catalog["split"] == "test"]
+    seen = test["track_artist"].isin(known).to_numpy()
+    slices = {}
+    for name, mask in (("seen_artist", seen), ("unseen_artist", ~seen)):
+        part = test[mask]
+        slices[name] = {
+            "test_tracks": len(part),
+            "genre_macro_f1": genre_metrics(bundle, part)["macro_f1"] if len(part) else None,
+            "popularity_r2": popularity_metrics(bundle, part)["r2"] if len(part) > 1 else None,
+        }
+    return slices
+
+
+@dataclass(frozen=True)
+class RankedPlaylist:
+    seeds: np.ndarray
+    targets: np.ndarray  # hidden tracks the catalog holds
+    reachable: np.ndarray  # per target: does it share a visible playlist with a seed?
+    ranked: np.ndarray  # the top k, best first
+
+
+def ranked_playlists(
+    recommender: Recommender,
+    cooccurrence: CooccurrenceRecommender,
+    track_index: pd.Index,
+    eval_playlists: pd.DataFrame,
+    k: int,
+) -> list[RankedPlaylist]:
+    lists = []
+    for _, group in eval_playlists.groupby("playlist_id", sort=True):
+        hidden = (group["part"] == "hidden").to_numpy()
+        seeds = track_index.get_indexer(group["track_id"][~hidden])
+        seeds = seeds[seeds >= 0]
+        targets = track_index.get_indexer(group["track_id"][hidden])
+        targets = targets[targets >= 0]
+        if len(targets) == 0:
+            continue
+        playlist = Playlist(positions=seeds)
+        reachable = cooccurrence.counts(playlist)[targets] > 0
+        lists.append(
+            RankedPlaylist(seeds, targets, reachable, top_k(recommender.score(playlist), k, exclude=seeds))
+        )
+    return lists
+
+
+def recall_by_reach(lists: Sequence[RankedPlaylist], k: int) -> dict[str, dict[str, Any]]:
+    """Recall@k over the hidden tracks co-occurrence can reach, and over the rest (each averaged
+    over the playlists that have such tracks)."""
+    slices = {}
+    for name, want in (("reachable", True), ("unreachable", False)):
+        recalls = []
+        hidden = 0
+        for entry in lists:
+            chosen = entry.targets[entry.reachable == want]
+            if len(chosen):
+                recalls.append(float(np.isin(chosen, entry.ranked[:k]).mean()))
+                hidden += len(chosen)
+        slices[name] = {
+            "playlists": len(recalls),
+            "hidden_tracks": hidden,
+            f"recall_at_{k}": float(np.mean(recalls)) if recalls else None,
+        }
+    return slices
+
+
+def diversity(lists: Sequence[RankedPlaylist], catalog: pd.DataFrame, top: int = 10) -> dict[str, float]:
+    """Distinct artists in the top `top` (mean), catalog coverage of the top 100 (all lists
+    together), and novelty: mean -log2 of each top track's share of visible playlists."""
+    artists = pd.factorize(catalog["track_artist"].fillna(""))[0]
+    memberships = catalog["n_playlists"].to_numpy(dtype=np.float64)
+    information = -np.log2((memberships + 1.0) / (memberships.sum() + len(catalog)))
+    distinct = [len(set(artists[entry.ranked[:top]].tolist())) for entry in lists]
+    covered: np.ndarray = (
+        np.unique(np.concatenate([entry.ranked[:100] for entry in lists]))
+        if lists
+        else np.array([], dtype=int)
+    )
+    return {
+        f"distinct_artists_at_{top}": float(np.mean(distinct)) if distinct else 0.0,
+        "coverage_at_100": len(covered) / len(catalog),
+        f"novelty_at_{top}": float(np.mean([information[entry.ranked[:top]].mean() for entry in lists])),
+    }

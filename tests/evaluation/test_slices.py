@@ -1,0 +1,58 @@
+"""The evaluation's slices: cold-start artists, co-occurrence reach, how varied lists are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from songrec.evaluation.slices import RankedPlaylist, artist_slices, diversity, recall_by_reach
+from songrec.models.recommender.base import Playlist
+from songrec.models.recommender.baselines import CooccurrenceRecommender
+
+TRACKS = pd.Index(["a", "b", "c", "d", "e"])
+MEMBERSHIPS = pd.DataFrame(
+    {"playlist_id": ["p1", "p1", "p1", "p2", "p2", "p3"], "track_id": ["a", "b", "c", "a", "b", "d"]}
+)
+
+
+def test_cooccurrence_counts_the_visible_playlists_a_track_shares_with_the_seeds() -> None:
+    model = CooccurrenceRecommender(TRACKS, MEMBERSHIPS, np.array([1.0, 5.0, 3.0, 9.0, 0.0]))
+    counts = model.counts(Playlist(positions=np.array([0])))  # seed a: in p1 and p2
+    assert counts.tolist() == [2.0, 2.0, 1.0, 0.0, 0.0]  # b shares both, c one, d and e none
+    scores = model.score(Playlist(positions=np.array([0])))
+    assert scores[1] > scores[2] > scores[3] and scores[3] > scores[4]  # ties: the more popular first
+    assert model.counts(Playlist(positions=np.array([], dtype=np.int64))).sum() == 0
+
+
+def test_recall_by_reach_splits_the_hidden_tracks() -> None:
+    lists = [
+        RankedPlaylist(np.array([0]), np.array([1, 4]), np.array([True, False]), np.array([1, 2, 3])),
+        RankedPlaylist(np.array([3]), np.array([2]), np.array([False]), np.array([2, 0])),
+    ]
+    got = recall_by_reach(lists, k=2)
+    assert got["reachable"] == {"playlists": 1, "hidden_tracks": 1, "recall_at_2": 1.0}
+    assert got["unreachable"] == {"playlists": 2, "hidden_tracks": 2, "recall_at_2": 0.5}
+
+
+def test_diversity_counts_distinct_artists_coverage_and_novelty() -> None:
+    catalog = pd.DataFrame({"track_artist": ["x", "x", "y", "z", None], "n_playlists": [3, 1, 1, 0, 0]})
+    lists = [RankedPlaylist(np.array([4]), np.array([3]), np.array([False]), np.array([0, 1, 2]))]
+    got = diversity(lists, catalog, top=3)
+    assert got["distinct_artists_at_3"] == 2.0 and got["coverage_at_100"] == pytest.approx(3 / 5)
+    rare = diversity(
+        [RankedPlaylist(np.array([0]), np.array([3]), np.array([False]), np.array([3, 4]))], catalog, 2
+    )
+    assert rare["novelty_at_2"] > got["novelty_at_3"]  # tracks in fewer playlists are more novel
+
+
+def test_artist_slices_split_the_test_tracks(trained_project) -> None:  # type: ignore[no-untyped-def]
+    from songrec.config.manager import ConfigurationManager
+    from songrec.core.io import load_model
+
+    manager = ConfigurationManager(trained_project)
+    catalog = pd.read_parquet(manager.train().catalog)
+    slices = artist_slices(load_model(manager.train().bundle), catalog)
+    test = catalog[catalog["split"] == "test"]
+    assert slices["seen_artist"]["test_tracks"] + slices["unseen_artist"]["test_tracks"] == len(test)
+    assert 0.0 <= slices["seen_artist"]["genre_macro_f1"] <= 1.0
