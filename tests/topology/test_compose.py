@@ -44,6 +44,7 @@ SERVICES = {
     "airflow-init",
     *AIRFLOW,
     "songrec-api",
+    "songrec-stream",
     "prometheus",
     "grafana",
 }
@@ -160,7 +161,7 @@ def test_mlflow_runs_on_postgresql_with_artifacts_in_s3_behind_the_server(compos
     assert "songrec-mlflow" in compose["services"]["minio-buckets"]["command"]
     # Clients reach it as http://mlflow:5000: that Host header must pass its DNS-rebinding check.
     assert "mlflow:5000" in env["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
-    for name in ("songrec-api", "airflow-worker"):
+    for name in ("songrec-api", "songrec-stream", "airflow-worker"):
         client = service_environment(compose, name)
         assert client["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
         assert "MLFLOW_S3_ENDPOINT_URL" not in client, "clients get artifacts through the server"
@@ -178,6 +179,17 @@ def test_the_api_serves_from_the_registry_and_logs_to_postgresql(compose: dict) 
     # The monitoring DAG writes to the event store as the API's role, where Grafana can read it.
     assert airflow["SONGREC_EVENT_STORE_URL"] == env["SONGREC_EVENT_STORE_URL"]
     assert "songrec-dvc" in compose["services"]["minio-buckets"]["command"]
+
+
+def test_the_stream_scorer_reads_redis_follows_the_champion_and_scales(compose: dict) -> None:
+    stream = compose["services"]["songrec-stream"]
+    env = service_environment(compose, "songrec-stream")
+    password = service_environment(compose, "redis")["REDISCLI_AUTH"]
+    assert password and env["SONGREC_STREAM_URL"] == f"redis://:{password}@redis:6379/0"
+    assert "wait-champion" in stream["command"][-1] and stream["command"][-1].endswith("exec songrec stream")
+    assert "ports" not in stream and "container_name" not in stream, "the scorer must scale (--scale)"
+    assert stream["healthcheck"]["test"][-1] == "http://localhost:9108/metrics"  # config stream.metrics_port
+    assert set(stream["depends_on"]) == {"redis", "mlflow"}
 
 
 def test_postgres_creates_the_three_databases_with_its_init_script(compose: dict) -> None:

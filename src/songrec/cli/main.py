@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import click
 import yaml
 
-from songrec.cli import models
+from songrec.cli import models, scoring
 from songrec.cli.common import load_config
+from songrec.cli.stream import stream
 from songrec.core.errors import SongrecError
 from songrec.orchestration.registry import STAGE_NAMES
 
@@ -286,6 +287,7 @@ def simulate(
         k=k,
         label_delay=label_delay,
         seed=seed,
+        labeler_token=serve.labeler_token,
     )
     report = simulator.run()
     click.echo(json.dumps(report.summary(), indent=2))
@@ -293,8 +295,9 @@ def simulate(
         raise SongrecError(problem)
 
 
-for command in (models.ui, models.promote, models.rollback, models.summary, models.tune):
+for command in (models.ui, models.promote, models.rollback, models.summary, models.tune, scoring.batch):
     main.add_command(command)
+main.add_command(stream)
 
 
 if __name__ == "__main__":  # pragma: no cover
