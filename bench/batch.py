@@ -128,4 +128,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if "--write-synthetic" in sys.argv:  # the data-making child: nothing to record
+        sys.exit(main())
     sys.exit(run_and_record("batch", main))

@@ -8,6 +8,7 @@ allowed sets are closed under "through": a part may reach what its allowed parts
 from __future__ import annotations
 
 import ast
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,14 @@ def _paths(start: str, targets: set[str]) -> list[str]:
             chain.append(previous[chain[-1]])
         chains.append(" -> ".join(reversed(chain)))
     return chains
+
+
+def test_no_source_file_is_over_400_lines() -> None:
+    """Past that, a module holds more than one job: split it along the parts (docs/architecture.md)."""
+    package = Path(__file__).resolve().parents[1] / "src" / "songrec"
+    long = {
+        str(path.relative_to(package)): n
+        for path in package.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > 400
+    }
+    assert not long, long

@@ -26,10 +26,10 @@ import pandas as pd
 from pydantic import ValidationError
 
 from songrec.models.catalog_view import FeatureRow, Resolved
+from songrec.serving.answers import request_rows, require_known
 from songrec.serving.catalog_predictions import catalog_predictions
 from songrec.serving.errors import MAX_LISTED_ERRORS, ApiError, describe
 from songrec.serving.model_store import ServedModel
-from songrec.serving.routes import _require_known, _rows
 from songrec.serving.schemas import PlaylistRequest, RecommendRequest, RequestModels
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,8 @@ def _recommend(job: Job, served: ServedModel) -> Output:
     assert isinstance(body, RecommendRequest)
     view = served.view
     resolved = view.resolve(body.track_ids)
-    rows = _rows(body, served)
-    _require_known(resolved, rows)
+    rows = request_rows(body, served)
+    require_known(resolved, rows)
     answer = view.recommend(resolved, rows, body.k)
     return _result(
         job,
@@ -207,9 +207,9 @@ def _predict_isolating(jobs: Sequence[Job], served: ServedModel, task: str) -> d
     prepared: list[_Prepared] = []
     for job in jobs:
         resolved = served.view.resolve(job.body.track_ids)
-        rows = _rows(job.body, served)
+        rows = request_rows(job.body, served)
         try:
-            _require_known(resolved, rows)
+            require_known(resolved, rows)
         except ApiError as exc:
             outputs[job.input_id] = _job_dead_letter(job, exc.body()["message"], exc.type)
             continue
