@@ -63,7 +63,9 @@ for line in io.lines(os.getenv("BENCH_BODIES")) do bodies[#bodies + 1] = line en
 local counter = 0
 request = function()
   counter = counter % #bodies + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[counter])
+  local line = bodies[counter]
+  if string.sub(line, 1, 4) == "GET " then return wrk.format("GET", string.sub(line, 5)) end
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, line)
 end
 local pause = tonumber(os.getenv("BENCH_PAUSE_MS") or "0")
 if pause > 0 then delay = function() return pause end end
@@ -464,7 +466,7 @@ def row(label: str, concurrency: int | str, load: Load | None) -> str:
     )
 
 
-SECTIONS = ("compare", "logging", "synthetic", "swaps")
+SECTIONS = ("compare", "logging", "synthetic", "swaps", "playlists")
 
 
 def median_load(runs: list[Load]) -> Load:
@@ -589,6 +591,39 @@ def main() -> int:
                         ]
                     )
 
+        if "playlists" in sections:
+            print("- GET /playlists/{id}/recommendations from the latest batch (songrec batch recommend)")
+            batch = subprocess.run(
+                [str(BIN / "songrec"), "batch", "recommend", "--json"],
+                cwd=ROOT, env=environment(), capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            batched = json.loads(batch.stdout)
+            import pandas as pd
+
+            ids = pd.read_parquet(batched["output"], columns=["playlist_id"])["playlist_id"].unique().tolist()
+            lines = folder / "playlists.txt"
+            lines.write_text("".join(f"GET /playlists/{i}/recommendations?k=10\n" for i in ids))
+            with songrec_serve(folder, "playlists") as (url, _):
+                answer = requests.get(f"{url}/playlists/{ids[0]}/recommendations", timeout=10).json()
+                if answer["source"] != "batch":
+                    raise RuntimeError(f"the API answered live (batch v{batched['model_version']}): {answer}")
+                for concurrency in (1, 16):
+                    loads["playlists", concurrency] = median_load(
+                        [measure(url, lines, concurrency, seconds) for _ in range(args.rounds)]
+                    )
+                # wrk corrects for coordinated omission: one stall of the server counts as many
+                # slow requests at this rate. One client timing each request shows the other view.
+                timed = []
+                with requests.Session() as session:
+                    deadline = time.perf_counter() + seconds
+                    while time.perf_counter() < deadline:
+                        began = time.perf_counter()
+                        session.get(
+                            f"{url}/playlists/{ids[len(timed) % len(ids)]}/recommendations?k=10", timeout=10
+                        )
+                        timed.append((time.perf_counter() - began) * 1000)
+                direct = [*np.percentile(timed, [50, 99]).tolist(), max(timed), len(timed)]
+
         if "swaps" in sections:
             print(f"- {args.swaps} champion swaps under load (concurrency 16)")
             swap = swaps_under_load(folder, songrec_bodies, args.swaps, 16)
@@ -607,6 +642,15 @@ def main() -> int:
                 f"{'  ratio songrec / mlflow':<34}{concurrency:>5}{ours.p50_ms / theirs.p50_ms:>9.2f}x"
                 f"{ours.p99_ms / theirs.p99_ms:>9.2f}x{ours.throughput / theirs.throughput:>9.1f}x"
             )
+    if "playlists" in sections:
+        print(f"GET /playlists/{{id}}/recommendations from the batch output (median of {args.rounds} rounds)")
+        for concurrency in (1, 16):
+            print(row("songrec serve, batch answers", concurrency, loads[("playlists", concurrency)]))
+        print(
+            f"  one Python client timing each request: p50 {direct[0]:.2f} ms, p99 {direct[1]:.2f} ms, "
+            f"max {direct[2]:.1f} ms over {direct[3]:,} requests"
+        )
+        print("  target: p99 <= 5 ms (concurrency 1)")
     if "synthetic" in sections:
         for concurrency in (1, 16):
             label = f"songrec serve, {args.synthetic_tracks:,} tracks"
@@ -640,5 +684,13 @@ def main() -> int:
     return 0
 
 
+def section_name(argv: list[str]) -> str:
+    """`serving`, or `serving (<sections>)` for a partial run, so it never replaces a full one."""
+    chosen = next((a.split("=", 1)[1] for a in argv if a.startswith("--sections=")), None)
+    if chosen is None and "--sections" in argv[:-1]:
+        chosen = argv[argv.index("--sections") + 1]
+    return "serving" if chosen in (None, ",".join(SECTIONS)) else f"serving ({chosen})"
+
+
 if __name__ == "__main__":
-    sys.exit(run_and_record("serving", main))
+    sys.exit(run_and_record(section_name(sys.argv), main))
