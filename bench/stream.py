@@ -86,7 +86,9 @@ class Bodies:
 class Streams:
     """One measure's streams, and a copy of the project configured for them."""
 
-    def __init__(self, client: Any, folder: Path, batch_size: int | None) -> None:
+    def __init__(
+        self, client: Any, folder: Path, batch_size: int | None, claim_idle_ms: int | None = None
+    ) -> None:
         self.client = client
         prefix = f"songrec-bench:{uuid.uuid4().hex[:10]}"
         self.requests, self.results = f"{prefix}:requests", f"{prefix}:results"
@@ -106,6 +108,8 @@ class Streams:
         config["stream"]["metrics_port"] = 0
         if batch_size:
             config["stream"]["batch_size"] = batch_size
+        if claim_idle_ms:
+            config["stream"]["claim_idle_ms"] = claim_idle_ms
         self.batch_size = config["stream"]["batch_size"]
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         client.xgroup_create(self.requests, self.group, id="0", mkstream=True)
@@ -140,9 +144,11 @@ def _millis(entry_id: bytes) -> int:
 
 
 @contextmanager
-def scorer(streams: Streams, log: Path, max_entries: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def scorer(
+    streams: Streams, log: Path, max_entries: int | None = None, consumer: str = "bench-1"
+) -> Iterator[subprocess.Popen[bytes]]:
     """A `songrec stream` process on the streams, ready (its start line logged) when yielded."""
-    command = [str(BIN / "songrec"), "stream", "--bundle", str(BUNDLE), "--consumer", "bench-1"]
+    command = [str(BIN / "songrec"), "stream", "--bundle", str(BUNDLE), "--consumer", consumer]
     if max_entries:
         command += ["--max-entries", str(max_entries)]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
@@ -254,6 +260,48 @@ def overload(client: Any, folder: Path, bodies: Bodies, rate: float, seconds: fl
         streams.delete()
 
 
+SECTIONS = ("sustained", "latency", "overload", "crash")
+
+
+def crash(client: Any, folder: Path, bodies: Bodies, count: int) -> None:
+    """SIGKILL of a scorer a third of the way through `count` entries; a second scorer claims
+    what it held. Every entry must end with exactly one output (a result or a dead letter)."""
+    streams = Streams(client, folder, None, claim_idle_ms=2000)
+    tasks = ("recommend", "genre", "popularity")
+    print(f"\nCrash: {count:,} mixed entries; SIGKILL of the scorer after a third, a second one claims")
+    try:
+        written: list[bytes] = []
+        for start in range(0, count, 10_000):
+            written += streams.write(
+                [bodies.entry(tasks[i % 3]) for i in range(start, min(start + 10_000, count))]
+            )
+        with scorer(streams, folder / "doomed.log", consumer="doomed") as doomed:
+            _wait(lambda: streams.answered() >= count // 3, 600)
+            doomed.kill()  # SIGKILL: whatever it had read and not written stays pending on it
+            doomed.wait(30)
+        _, pending_at_kill = streams.group_state()
+        answered_at_kill = streams.answered()
+        started = time.monotonic()
+        with scorer(streams, folder / "heir.log", consumer="heir"):
+            _wait(lambda: streams.answered() >= count, 900)
+            took = time.monotonic() - started
+        outputs: Counter[bytes] = Counter()
+        for stream in (streams.results, streams.dead_letter):
+            for _, fields in client.xrange(stream):
+                outputs[fields[b"input_id"]] += 1
+        missing = len(set(written) - set(outputs))
+        twice = sum(1 for n in outputs.values() if n > 1)
+        print(
+            f"answered before the kill {answered_at_kill:,}, pending on the killed scorer "
+            f"{pending_at_kill:,}; the heir finished in {took:.1f} s"
+        )
+        print(
+            f"entries without an output: {missing} (target 0); entries with two or more: {twice} (target 0)"
+        )
+    finally:
+        streams.delete()
+
+
 def _wait(condition: Any, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -267,7 +315,12 @@ def main() -> int:
     parser.add_argument("--backlog", type=int, default=30_000, help="entries of a sustained-rate run")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of a fixed-rate run")
     parser.add_argument("--batch-size", type=int, default=None, help="stream.batch_size (default: config)")
+    parser.add_argument("--crash-entries", type=int, default=100_000, help="entries of the SIGKILL run")
+    parser.add_argument(
+        "--sections", default=",".join(SECTIONS), help=f"of {', '.join(SECTIONS)} (default: all)"
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     if not BUNDLE.exists():
         print("run `make run` first: the benchmark scores with models/bundle/bundle.pkl", file=sys.stderr)
         return 1
@@ -282,31 +335,45 @@ def main() -> int:
     bodies = Bodies()
     predictions = ("genre", "popularity")
     print("One `songrec stream` process on models/bundle/bundle.pkl; Redis on the same machine.")
-    print("\nSustained rate (a backlog, scored from the first result to the last):")
-    print(f"{'entries':<52}{'count':>9}{'batch':>7}{'seconds':>9}{'per s':>11}{'dead':>6}  target")
     with tempfile.TemporaryDirectory(prefix="songrec-bench-stream-") as name:
         folder = Path(name)
-        n = args.backlog
-        catalog = [bodies.entry(predictions[i % 2]) for i in range(n)]
-        name = "genre/popularity, 3 catalog tracks"
-        rate_predict = sustained(client, folder, name, catalog, args.batch_size, ">= 3,000")
-        featured = [bodies.entry(predictions[i % 2], features=True) for i in range(n // 3)]
-        name = "genre/popularity, 2 catalog tracks + 1 feature row"
-        sustained(client, folder, name, featured, args.batch_size)
-        recommend = [bodies.entry("recommend") for _ in range(n // 6)]
-        name = "recommend, 5 catalog tracks, k 10"
-        rate_recommend = sustained(client, folder, name, recommend, args.batch_size, ">= 600")
+        if {"sustained", "overload"} & sections:
+            print("\nSustained rate (a backlog, scored from the first result to the last):")
+            print(f"{'entries':<52}{'count':>9}{'batch':>7}{'seconds':>9}{'per s':>11}{'dead':>6}  target")
+            n = args.backlog
+            catalog = [bodies.entry(predictions[i % 2]) for i in range(n)]
+            name = "genre/popularity, 3 catalog tracks"
+            rate_predict = sustained(client, folder, name, catalog, args.batch_size, ">= 3,000")
+            featured = [bodies.entry(predictions[i % 2], features=True) for i in range(n // 3)]
+            name = "genre/popularity, 2 catalog tracks + 1 feature row"
+            sustained(client, folder, name, featured, args.batch_size)
+            recommend = [bodies.entry("recommend") for _ in range(n // 6)]
+            name = "recommend, 5 catalog tracks, k 10"
+            rate_recommend = sustained(client, folder, name, recommend, args.batch_size, ">= 600")
 
-        print(f"\nEnd-to-end latency at a fixed rate, {args.duration:.0f} s (a third each task), ms:")
-        print(f"{'entries':<52}{'count':>9}{'per s':>9}{'p50':>9}{'p99':>9}{'max':>9}{'dead':>6}  target")
-        fixed_rate(client, folder, bodies, "catalog tracks", 100, args.duration, False, "p99 <= 50")
-        fixed_rate(client, folder, bodies, "with a feature row each", 100, args.duration, True)
+        if "latency" in sections:
+            print(f"\nEnd-to-end latency at a fixed rate, {args.duration:.0f} s (a third each task), ms:")
+            print(f"{'entries':<52}{'count':>9}{'per s':>9}{'p50':>9}{'p99':>9}{'max':>9}{'dead':>6}  target")
+            fixed_rate(client, folder, bodies, "catalog tracks", 100, args.duration, False, "p99 <= 50")
+            fixed_rate(client, folder, bodies, "with a feature row each", 100, args.duration, True)
 
-        mixed = 1 / (1 / (3 * rate_recommend) + 2 / (3 * rate_predict))  # a third recommend
-        overload(client, folder, bodies, 2 * mixed, args.duration)
+        if "overload" in sections:
+            mixed = 1 / (1 / (3 * rate_recommend) + 2 / (3 * rate_predict))  # a third recommend
+            overload(client, folder, bodies, 2 * mixed, args.duration)
+
+        if "crash" in sections:
+            crash(client, folder, bodies, args.crash_entries)
     client.close()
     return 0
 
 
+def section_name(argv: list[str]) -> str:
+    """`stream`, or `stream (<sections>)` for a partial run, so it never replaces a full one."""
+    chosen = next((a.split("=", 1)[1] for a in argv if a.startswith("--sections=")), None)
+    if chosen is None and "--sections" in argv[:-1]:
+        chosen = argv[argv.index("--sections") + 1]
+    return "stream" if chosen in (None, ",".join(SECTIONS)) else f"stream ({chosen})"
+
+
 if __name__ == "__main__":
-    sys.exit(run_and_record("stream", main))
+    sys.exit(run_and_record(section_name(sys.argv), main))
