@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from songrec.models.predictors import model_inputs
+from songrec.models.predictors import model_inputs, predict, predict_proba
 from songrec.models.recommender.base import Recommender
 
 DISPLAY_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_name", "year", "popularity")
@@ -72,13 +72,13 @@ class SongrecBundle:
 
     def predict_genre(self, tracks: pd.DataFrame) -> pd.DataFrame:
         """The predicted genre of each track and the probability of every genre."""
-        probabilities = self.genre_model.predict_proba(model_inputs(tracks, self.numeric_features))
+        probabilities = predict_proba(self.genre_model, model_inputs(tracks, self.numeric_features))
         frame = pd.DataFrame(probabilities, columns=[f"p_{g}" for g in self.genres], index=tracks.index)
         frame.insert(0, "genre", np.asarray(self.genres)[probabilities.argmax(axis=1)])
         return frame
 
     def predict_popularity(self, tracks: pd.DataFrame) -> np.ndarray:
-        predicted = self.popularity_model.predict(model_inputs(tracks, self.numeric_features))
+        predicted = predict(self.popularity_model, model_inputs(tracks, self.numeric_features))
         return np.clip(predicted, 0.0, 100.0)
 
     def tracks_for(self, track_ids: Sequence[str] = (), tracks: pd.DataFrame | None = None) -> pd.DataFrame:
