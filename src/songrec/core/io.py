@@ -87,9 +87,9 @@ def write_with(path: Path, writer: Callable[[Path], None], suffix: str = "") -> 
 def save_model(model: object, path: Path) -> None:
     """Atomically pickle a fitted model (protocol 5: numpy arrays as raw buffers).
 
-    Python's C pickler, not joblib's: joblib reads through a pure-Python unpickler, about ten
-    times slower for a bundle of many small arrays and strings (2.2 s against 0.2 s here),
-    and the pipeline, the gate and every API start load bundles.
+    Python's C pickler, not joblib's: joblib reads through a pure-Python unpickler, many times
+    slower for a bundle of many small arrays and strings, and the pipeline, the gate and every
+    API start load bundles.
     """
 
     def write(tmp: Path) -> None:

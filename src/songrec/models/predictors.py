@@ -88,9 +88,9 @@ def _encode_step(pipeline: Any) -> ColumnTransformer | None:
 
 
 # Per fitted TargetEncoder, a dict from category to its index, built on first use. sklearn's own
-# transform rebuilds that mapping from the categories on every call: for the 9k artists and 18k
-# albums of the shipped catalog that was most of a prediction's cost (27 ms of popularity's
-# 30 ms for three tracks), paid again by every API request and stream batch.
+# transform rebuilds that mapping from the categories on every call: with thousands of artists
+# and albums that was most of a small prediction's cost, paid again by every API request and
+# stream batch.
 _CATEGORY_INDEX: weakref.WeakKeyDictionary[TargetEncoder, list[dict[Any, int]]] = weakref.WeakKeyDictionary()
 
 

@@ -33,10 +33,10 @@ ADMIN = "admin"
 AIRFLOW_UMASK = 0o077
 
 # Stopping. Ctrl-C must give the prompt back within 5 s. Airflow's components (scheduler, DAG
-# processor, API server, triggerer) took 1-8 s to exit after SIGTERM on 2 busy cores, so whatever
-# is still there after the grace gets SIGKILL. That cannot be ignored; its wait covers the kernel
-# tearing the processes down (about 1 s with a DAG run in progress) and our reaping them (see
-# `_adopting_orphans`). At most 4 s in all, then songrec's own exit.
+# processor, API server, triggerer) may take longer than that to exit after SIGTERM on busy
+# cores, so whatever is still there after the grace gets SIGKILL. That cannot be ignored; its wait
+# covers the kernel tearing the processes down and our reaping them (see `_adopting_orphans`).
+# The two waits below bound the stop, then songrec's own exit follows.
 STOP_GRACE_SECONDS = 2.5
 KILL_WAIT_SECONDS = 1.5
 POLL_SECONDS = 0.1
@@ -227,8 +227,8 @@ def _reap(process: subprocess.Popen[bytes], groups: set[int]) -> None:
 def _adopting_orphans() -> Iterator[None]:
     """Linux: processes orphaned meanwhile (the leader dies first) become our children, reaped at once.
 
-    Otherwise init adopts and reaps them; this machine's init took 1-2 s to, a third of what a
-    Ctrl-C may take. Elsewhere (no prctl) init does it.
+    Otherwise init adopts and reaps them, which can take a good part of what a Ctrl-C may take.
+    Elsewhere (no prctl) init does it.
     """
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl

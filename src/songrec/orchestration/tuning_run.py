@@ -49,8 +49,8 @@ from songrec.tracking.setup import configure
 log = logging.getLogger(__name__)
 
 DEFAULT_TRIALS = 30  # when neither a number of trials nor minutes is given
-# Threads of the fits (OpenMP, BLAS). Measured on 2 shared cores: 3 genre trials took 40 s with
-# one thread and 51 s with two (8 s of it in the kernel, waiting). Set through threadpoolctl:
+# Threads of the fits (OpenMP, BLAS). On 2 shared cores one thread per trial was faster than two:
+# the second spent its time waiting in the kernel. Set through threadpoolctl:
 # OMP_NUM_THREADS is read once, when numpy and scikit-learn load, before a command runs.
 THREADS = 1
 TUNING_DIR = Path("reports") / "tuning"

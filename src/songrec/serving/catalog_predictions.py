@@ -1,10 +1,9 @@
 """The genre probabilities and the popularity of every catalog track under one model, computed
 once per loaded bundle.
 
-A call of the genre or popularity model costs a fixed 25 to 65 ms whatever the number of rows
-(scikit-learn rebuilds its artist and album look-up tables from thousands of categories on
-every call, and walks 1,800 trees one call at a time), then about 0.07 ms per row. A track of
-the catalog always gets the same prediction from the same model, so the stream scorer computes
+A call of the genre or popularity model has a fixed cost whatever the number of rows (it walks
+hundreds of trees one call at a time; bench/stream.py measures it), then a small cost per row.
+A track of the catalog always gets the same prediction from the same model, so the stream scorer computes
 them all once, in chunks, when a model is loaded (before it is swapped in). Entries that name
 catalog tracks are then answered by look-ups, and only tracks given by their features go through
 the models. The numbers are the models' own: a prediction does not depend on the other rows of
