@@ -63,7 +63,7 @@ class BatchReport:
         return asdict(self)
 
 
-def load_model(
+def resolve_model(
     config: BatchConfig, version: str | None, bundle_file: Path | None
 ) -> tuple[ModelRef, SongrecBundle]:
     """The champion (or version N of the registered model, or a bundle file) and its bundle."""
@@ -109,7 +109,7 @@ def run_batch(
             raise BatchInputError(f"batch {task} needs --input: a file of track ids or feature rows")
         source = str(config.memberships)
     started = time.perf_counter()
-    ref, bundle = load_model(config, version, bundle_file)
+    ref, bundle = resolve_model(config, version, bundle_file)
     k = k or config.k
     run_id = run_id or default_run_id(task, source, ref.version, k)
     target = output or default_output(config, task, ref.version)
