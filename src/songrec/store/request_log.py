@@ -14,9 +14,11 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import (
@@ -121,7 +123,8 @@ class EventStore:
             name="songrec-events",
             daemon=True,
         )
-        self._process.start()
+        with _stop_signals_ignored():  # inherited through exec: ignored from the writer's first step
+            self._process.start()
         self._stop.clear()
         self._shipper = threading.Thread(target=self._ship_forever, name="songrec-events-ship", daemon=True)
         self._shipper.start()
@@ -283,3 +286,23 @@ class BurstHold:
             self.spent = True
             return False
         return True
+
+
+@contextlib.contextmanager
+def _stop_signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while the writer process is started.
+
+    The writer ignores them itself (a signal to the whole process group must not stop it before
+    the API hands over what it holds), but only once its imports are done. A server stopped
+    within that second lost its events, so the writer inherits the ignored state instead.
+    Only the main thread may change signal handlers; elsewhere the writer's own call covers it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
