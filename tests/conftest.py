@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -151,6 +152,21 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory, sample_frame: pd.D
     for name in ("ingest", "validate", "transform", "train_reference", "train"):
         get_stage(name).run(manager)
     return folder
+
+
+@pytest.fixture(scope="session")
+def bundle_file(trained_project: Path) -> Path:
+    from songrec.config.manager import ConfigurationManager
+
+    return ConfigurationManager(trained_project).train().bundle
+
+
+@pytest.fixture(scope="session")
+def bundle(bundle_file: Path) -> Any:
+    """The trained sample project's bundle, loaded once per session."""
+    from songrec.core.io import load_model
+
+    return load_model(bundle_file)
 
 
 POSTGRES_USERS = ("postgres", "root")

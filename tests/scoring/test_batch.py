@@ -13,7 +13,6 @@ from sqlalchemy import create_engine, text
 
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import BatchConfig
-from songrec.core.io import load_model
 from songrec.models.bundle import SongrecBundle
 from songrec.models.catalog_view import CatalogView
 from songrec.scoring.batch import run_batch
@@ -29,17 +28,6 @@ def config(trained_project: Path, tmp_path: Path) -> BatchConfig:
     return dataclasses.replace(
         base, output_dir=tmp_path / "batch", event_store_url=f"sqlite:///{tmp_path / 'events.db'}"
     )
-
-
-@pytest.fixture(scope="module")
-def bundle_file(trained_project: Path) -> Path:
-    return ConfigurationManager(trained_project).train().bundle
-
-
-@pytest.fixture(scope="module")
-def bundle(bundle_file: Path) -> SongrecBundle:
-    loaded: SongrecBundle = load_model(bundle_file)
-    return loaded
 
 
 def test_the_catalog_playlists_get_the_apis_recommendations(

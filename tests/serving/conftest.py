@@ -70,17 +70,6 @@ def base_config(trained_project: Path) -> ServeConfig:
     return ConfigurationManager(trained_project).serve()
 
 
-@pytest.fixture(scope="session")
-def bundle_file(trained_project: Path) -> Path:
-    return ConfigurationManager(trained_project).train().bundle
-
-
-@pytest.fixture(scope="session")
-def bundle(bundle_file: Path) -> SongrecBundle:
-    loaded: SongrecBundle = load_model(bundle_file)
-    return loaded
-
-
 @pytest.fixture
 def serve_config(base_config: ServeConfig, tmp_path: Path) -> ServeConfig:
     """The sample project's serve config, with its own SQLite event store and an admin token."""
