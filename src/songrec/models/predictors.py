@@ -22,6 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import TargetEncoder
 
 from songrec.config.params import BoostingParams
+from songrec.models import flat_forest
 
 UNKNOWN = ""  # the category of a missing artist or album
 
@@ -69,17 +70,17 @@ def popularity_regressor(params: BoostingParams, numeric: Sequence[str], seed: i
 
 
 def predict_proba(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
-    """`pipeline.predict_proba(inputs)`, with the encoding done by `encode`."""
+    """`pipeline.predict_proba(inputs)`: the encoding done by `encode`, a small batch by the flat walk."""
     if _encode_step(pipeline) is None:
         return np.asarray(pipeline.predict_proba(inputs))
-    return np.asarray(pipeline[-1].predict_proba(encode(pipeline[0], inputs)))
+    return flat_forest.predict_proba(pipeline[-1], encode(pipeline[0], inputs))
 
 
 def predict(pipeline: Pipeline, inputs: pd.DataFrame) -> np.ndarray:
-    """`pipeline.predict(inputs)`, with the encoding done by `encode`."""
+    """`pipeline.predict(inputs)`: the encoding done by `encode`, a small batch by the flat walk."""
     if _encode_step(pipeline) is None:
         return np.asarray(pipeline.predict(inputs))
-    return np.asarray(pipeline[-1].predict(encode(pipeline[0], inputs)))
+    return flat_forest.predict(pipeline[-1], encode(pipeline[0], inputs))
 
 
 def _encode_step(pipeline: Any) -> ColumnTransformer | None:
