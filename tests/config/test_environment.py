@@ -33,6 +33,10 @@ def test_serving_switches_are_checked_and_reach_the_serve_config(project: Path, 
     serve = ConfigurationManager(project, environ=environ).serve()
     assert (serve.event_logging, serve.event_hold_seconds) == (False, 0.0)
     assert serve.bundle_file == bundle.resolve() and serve.admin_token == "secret"
+    assert serve.batch_dir == project / "data" / "batch"  # config batch.output_dir, unset
+    shared = tmp_path / "shared-batch"
+    manager = ConfigurationManager(project, environ={"SONGREC_BATCH_DIR": str(shared)})
+    assert manager.serve().batch_dir == manager.batch().output_dir == shared
     with pytest.raises(ConfigError, match="SONGREC_EVENT_LOGGING = 'maybe'"):
         Environment.read({"SONGREC_EVENT_LOGGING": "maybe"})
     for wrong in ("-1", "3601", "nan", "soon"):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -72,12 +73,14 @@ def base_config(trained_project: Path) -> ServeConfig:
 
 @pytest.fixture
 def serve_config(base_config: ServeConfig, tmp_path: Path) -> ServeConfig:
-    """The sample project's serve config, with its own SQLite event store and an admin token."""
+    """The sample project's serve config, with its own SQLite event store and an admin token;
+    no rate limits (tests load routes harder than one client may; test_limits sets its own)."""
     return dataclasses.replace(
         base_config,
         event_store_url=f"sqlite:///{tmp_path / 'events.db'}",
         admin_token=ADMIN_TOKEN,
         labeler_token=LABELER_TOKEN,
+        rate_limits={},
     )
 
 
@@ -167,10 +170,10 @@ def browser() -> Iterator[object]:
 
 
 @contextmanager
-def running_server(app: FastAPI) -> Iterator[str]:
-    """The app on a real uvicorn server in a thread; yields its base URL."""
+def running_server(app: FastAPI, **options: Any) -> Iterator[str]:
+    """The app on a real uvicorn server in a thread (`options`: uvicorn's); yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -181,6 +181,15 @@ def test_the_api_serves_from_the_registry_and_logs_to_postgresql(compose: dict) 
     assert "songrec-dvc" in compose["services"]["minio-buckets"]["command"]
 
 
+def test_the_api_reads_the_batch_output_the_workers_write(compose: dict) -> None:
+    # songrec_batch_scoring runs `songrec batch recommend` on a worker, under its project root.
+    workspace = service_environment(compose, "airflow-worker")["SONGREC_ROOT"]
+    output_dir = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["batch"]["output_dir"]
+    api = service_environment(compose, "songrec-api")
+    assert api["SONGREC_BATCH_DIR"] == f"{workspace}/{output_dir}"
+    assert f"songrec-workspace:{workspace}:ro" in compose["services"]["songrec-api"]["volumes"]
+
+
 def test_the_stream_scorer_reads_redis_follows_the_champion_and_scales(compose: dict) -> None:
     stream = compose["services"]["songrec-stream"]
     env = service_environment(compose, "songrec-stream")

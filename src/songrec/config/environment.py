@@ -51,10 +51,12 @@ class Environment:
     dvc_remote_url: str | None = None  # SONGREC_DVC_REMOTE_URL
     airflow_home: Path | None = None  # SONGREC_AIRFLOW_HOME
     timings_file: Path | None = None  # SONGREC_TIMINGS_FILE: stage timings, for benchmarks
+    batch_dir: Path | None = None  # SONGREC_BATCH_DIR: songrec batch's outputs, shared by writer and API
     dvc_experiment: str | None = None  # DVC_EXP_NAME: set by `dvc exp run` for its stages
     bundle: Path | None = None  # SONGREC_BUNDLE: serve this file, not the registry's champion
     event_logging: bool = True  # SONGREC_EVENT_LOGGING
     event_hold_seconds: float = 30.0  # SONGREC_EVENT_HOLD_SECONDS
+    rate_limits: bool = True  # SONGREC_RATE_LIMITS=off: serve.rate_limits not enforced (benchmarks)
 
     @classmethod
     def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
@@ -87,10 +89,12 @@ class Environment:
             dvc_remote_url=text("SONGREC_DVC_REMOTE_URL"),
             airflow_home=path("SONGREC_AIRFLOW_HOME"),
             timings_file=path("SONGREC_TIMINGS_FILE"),
+            batch_dir=path("SONGREC_BATCH_DIR"),
             dvc_experiment=text("DVC_EXP_NAME"),
             bundle=_bundle(text("SONGREC_BUNDLE")),
             event_logging=_switch(env, "SONGREC_EVENT_LOGGING", default=True),
             event_hold_seconds=_seconds(env, "SONGREC_EVENT_HOLD_SECONDS", default=30.0, most=3600.0),
+            rate_limits=_switch(env, "SONGREC_RATE_LIMITS", default=True),
         )
 
 

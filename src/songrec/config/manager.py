@@ -278,14 +278,36 @@ class ConfigurationManager:
             admin_token=self.environment.admin_token,
             labeler_token=self.environment.labeler_token,
             label_rows_per_hour=section.positive_int("label_rows_per_hour"),
+            header_timeout_seconds=section.positive_float("header_timeout_seconds"),
+            body_timeout_seconds=section.positive_float("body_timeout_seconds"),
+            max_connections=section.positive_int("max_connections"),
+            rate_limits=self._rate_limits(section, enabled=self.environment.rate_limits),
+            rate_limit_burst_seconds=section.positive_float("rate_limit_burst_seconds"),
             bundle_file=self.environment.bundle,
             event_logging=self.environment.event_logging,
             event_hold_seconds=self.environment.event_hold_seconds,
             bundle=self._train.bundle,
             tracking=self._tracking,
             schema=self.schema,
-            batch_dir=self.path(batch.text("output_dir")),
+            batch_dir=self._batch_dir(batch),
         )
+
+    @staticmethod
+    def _rate_limits(section: Section, *, enabled: bool) -> dict[str, float]:
+        """Requests per second per client by route; checked even when SONGREC_RATE_LIMITS=off."""
+        limits = section.section("rate_limits")
+        rates: dict[str, float] = {}
+        for route in list(limits.data):
+            if not str(route).startswith("/"):
+                raise limits.fail(str(route), limits.data[route], "must be a route, like /recommend")
+            rates[str(route)] = limits.get(
+                str(route), float, check=lambda v: v >= 0, rule="must be requests per second (0: no limit)"
+            )
+        return rates if enabled else {}
+
+    def _batch_dir(self, batch: Section) -> Path:
+        configured = self.path(batch.text("output_dir"))  # read either way: a known key
+        return self.environment.batch_dir or configured
 
     def _read_retrain(self, section: Section) -> RetrainConfig:
         local_incoming = str(self.path(section.text("incoming")))

@@ -6,6 +6,7 @@ environment to complete it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,6 +169,11 @@ class ServeConfig:
     batch_dir: Path | None = None  # songrec batch's outputs: GET /playlists/{id}/recommendations
     labeler_token: str | None = field(default=None, repr=False)  # POST /labels (unset: closed)
     label_rows_per_hour: int = 5000  # label rows one client address may send in an hour
+    header_timeout_seconds: float = 10.0  # a request's headers must arrive within this
+    body_timeout_seconds: float = 10.0  # its body within this (else 408)
+    max_connections: int = 10_000  # connections at once (beyond: 503)
+    rate_limits: Mapping[str, float] = field(default_factory=dict)  # route -> requests/s per client
+    rate_limit_burst_seconds: float = 5.0  # a client's burst: this many seconds' worth at once
 
 
 @dataclass(frozen=True)

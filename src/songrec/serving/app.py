@@ -2,7 +2,8 @@
 
 What it wires together, each in its own module: the request models built from the data
 contract (schemas), the model store and its source (model_store), the event store (events),
-the metrics, the middleware (request id, body limit, timing, request log), the error handlers
+the metrics, the middleware (request id, rate limits, body limit and timeout, timing, request
+log), the error handlers
 and the routes. Nothing loads or connects before the app starts: the lifespan loads the model
 (failing the start when there is nothing to serve), starts the model refresh and the event
 writer, and stops both on shutdown.
@@ -12,14 +13,16 @@ Tests pass their own `model_source` (and `events`) and use the app with FastAPI'
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from songrec.config.stage_configs import ServeConfig
+from songrec.core.errors import ConfigError
 from songrec.models.bundle import SongrecBundle
 from songrec.scoring.latest import LatestBatch
 from songrec.serving import docs, errors
@@ -28,6 +31,7 @@ from songrec.serving.metrics import Metrics
 from songrec.serving.middleware import RequestMiddleware
 from songrec.serving.model_store import ModelStore
 from songrec.serving.monitoring_routes import monitoring_router
+from songrec.serving.rate_limits import RateLimiter
 from songrec.serving.routes import WEB, api_router, page_router
 from songrec.serving.schemas import RequestModels, build_request_models
 from songrec.store.request_log import EventStore
@@ -112,13 +116,26 @@ def create_app(
         store=store,
         compute=services.compute,
         max_body_bytes=config.max_body_bytes,
+        body_timeout_seconds=config.body_timeout_seconds,
+        limits=RateLimiter(config.rate_limits, config.rate_limit_burst_seconds),
     )
     app.include_router(api_router(models, config))
     app.include_router(monitoring_router(config))
     app.include_router(page_router(config))
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     docs.install(app)
+    _check_limited_routes(app, config.rate_limits)
     return app
+
+
+def _check_limited_routes(app: FastAPI, rate_limits: Mapping[str, float]) -> None:
+    """A ConfigError for a serve.rate_limits key that is no route of the API (a typo limits nothing)."""
+    routes = {str(getattr(route, "path", "")) for route in app.routes}
+    for route in rate_limits:
+        if route not in routes:
+            near = difflib.get_close_matches(route, sorted(routes), n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise ConfigError(f"config/config.yaml: serve.rate_limits.{route}: no such route{hint}")
 
 
 def _servable(models: RequestModels) -> Callable[[SongrecBundle], None]:

@@ -35,6 +35,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "songrec_rate_limited",
+            "Requests refused with 429: the client was over its rate for the route (serve.rate_limits).",
+            ["endpoint"],
+            registry=self.registry,
+        )
         self.registry.register(_StateCollector(store, events))
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:

@@ -15,6 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+# Statuses of requests whose time went to waiting on the client, not to answering it: a body
+# that did not arrive in time (408) and a client that left before its body ended (499, nginx's).
+CLIENT_TIMEOUT = 408
+CLIENT_GONE = 499
+
 
 def new_request_id() -> uuid.UUID:
     """A time-ordered UUID (the version 7 layout: milliseconds since the epoch, then random bits).

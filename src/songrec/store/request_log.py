@@ -30,7 +30,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from songrec.store.engine import make_engine
-from songrec.store.events import EventStats, FeedbackEvent, RequestEvent, pack_event
+from songrec.store.events import (
+    CLIENT_GONE,
+    CLIENT_TIMEOUT,
+    EventStats,
+    FeedbackEvent,
+    RequestEvent,
+    pack_event,
+)
 from songrec.store.schema import requests_table
 from songrec.store.writer import BATCHES, DROPPED_DOWN, LOGGED, PROCESSED, UP, WriterSettings, writer_main
 
@@ -175,7 +182,9 @@ class EventStore:
                 return
             self._buffer.append(pickled)
             self._accepted += 1
-            if isinstance(event, RequestEvent):
+            # A request that waited on its client (a slow body) kept nothing busy: counted as
+            # busy time, a crowd of slow clients switched the burst hold on.
+            if isinstance(event, RequestEvent) and event.status not in (CLIENT_TIMEOUT, CLIENT_GONE):
                 self._busy_seconds += event.latency_ms / 1000.0
 
     def _ship_forever(self) -> None:
