@@ -68,6 +68,8 @@ COPY data/source ./data/source
 COPY params.yaml dvc.yaml dvc.lock .dvcignore pyproject.toml README.md ./
 COPY .dvc/config ./.dvc/config
 COPY docker ./docker
+# The API's request-log spool (serve.event_spool): its own volume in compose, owned by the user.
+RUN mkdir -p /opt/songrec/release/var/event-spool && chown -R 50000:0 /opt/songrec/release/var
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -58,10 +58,11 @@ serve: setup  ## the API and web page on the champion (http://127.0.0.1:8000; SE
 airflow: setup  ## Airflow standalone on songrec's DAGs (http://127.0.0.1:8080; Ctrl-C stops)
 	songrec airflow
 
-bench: setup  ## the benchmarks (pipeline, serving, slow clients, monitoring, quality, batch, stream): they measure, print and write bench/RESULTS.md
+bench: setup  ## the benchmarks (pipeline, serving, slow clients, faults, monitoring, quality, batch, stream): they measure, print and write bench/RESULTS.md
 	python bench/pipeline.py
 	python bench/serving.py
 	python bench/slow_clients.py
+	python bench/faults.py
 	python bench/monitoring.py
 	python bench/quality.py
 	python bench/batch.py

@@ -78,6 +78,7 @@ def serve_config(base_config: ServeConfig, tmp_path: Path) -> ServeConfig:
     return dataclasses.replace(
         base_config,
         event_store_url=f"sqlite:///{tmp_path / 'events.db'}",
+        event_spool_dir=tmp_path / "event-spool",
         admin_token=ADMIN_TOKEN,
         labeler_token=LABELER_TOKEN,
         rate_limits={},

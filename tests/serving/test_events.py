@@ -18,10 +18,11 @@ from songrec.core.errors import ConfigError
 from songrec.models.bundle import SongrecBundle
 from songrec.serving.app import create_app
 from songrec.store import request_log as events_module
+from songrec.store.burst import BurstHold
 from songrec.store.events import FeedbackEvent, RequestEvent, new_request_id, pack_event, unpack_event
-from songrec.store.request_log import BurstHold, EventStore
+from songrec.store.request_log import EventStore
 from songrec.store.schema import feedback_table, metadata, recommendations_table, requests_table
-from songrec.store.writer import BatchWriter, WriterSettings
+from songrec.store.writer import N_SHARED, BatchWriter, WriterSettings
 from tests.conftest import free_port
 from tests.serving.conftest import MemorySource, playlist_ids
 
@@ -153,20 +154,33 @@ def test_the_api_logs_to_postgresql(
         assert events.count(feedback_table) == 1
 
 
-def test_a_store_that_is_down_never_fails_a_request(serve_config: ServeConfig, bundle: SongrecBundle) -> None:
+def test_a_store_that_is_down_never_fails_a_request_and_loses_nothing(
+    serve_config: ServeConfig, bundle: SongrecBundle, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     closed = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
-    events = EventStore(closed, flush_interval=0.02, retry_seconds=0.2)
+    spool_dir = tmp_path / "spool"
+    events = EventStore(closed, flush_interval=0.02, retry_seconds=0.2, spool_dir=spool_dir)
     app = create_app(serve_config, model_source=MemorySource({"1": bundle}, "1"), events=events)
     with TestClient(app) as client:
         for _ in range(20):
             response = client.post("/recommend", json={"track_ids": playlist_ids(bundle), "k": 3})
             assert response.status_code == 200
-        assert events.flush()
-        assert events.stats.dropped >= 20 and events.stats.logged == 0
+        assert not events.flush(timeout=1.0)  # kept, waiting for the store
+        assert (events.queue_depth, events.stats.dropped, events.stats.logged) == (20, 0, 0)
         metrics = client.get("/metrics").text
-    dropped = next(line for line in metrics.splitlines() if line.startswith("songrec_events_dropped_total "))
-    assert float(dropped.split()[1]) >= 20
+    assert "songrec_events_dropped_total 0.0" in metrics
     assert "songrec_event_store_up 0.0" in metrics
+    # Stopped with the store still down: the spool keeps the events for the next start, which
+    # (here on a store that works) writes them.
+    assert list(spool_dir.glob("*.spool"))
+    later = EventStore(f"sqlite:///{tmp_path / 'events.db'}", flush_interval=0.02, spool_dir=spool_dir)
+    later.start()
+    try:
+        assert later.flush(timeout=30)
+        assert later.count(requests_table, endpoint="/recommend") == 20 and later.stats.replayed == 20
+    finally:
+        later.stop()
+    assert not list(spool_dir.glob("*.spool")) and not list(spool_dir.glob("*.lock"))
 
 
 @contextlib.contextmanager
@@ -204,7 +218,8 @@ def test_a_hung_store_never_slows_a_request(serve_config: ServeConfig, bundle: S
             while events.stats.dropped == 0 and time.monotonic() < deadline:
                 time.sleep(0.1)
     assert slowest < 1.0, f"a request took {slowest:.2f} s while the store hung"
-    assert events.stats.dropped > 0
+    # Kept until the store answers; stopped without a spool (none given), counted as lost at stop.
+    assert events.stats.dropped == events.stats.dropped_shutdown == events.queue_depth > 0
 
 
 def test_a_writer_behind_slows_the_hand_over_and_loses_nothing(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -293,10 +308,12 @@ def test_the_sqlite_fast_path_stores_what_sqlalchemy_stores(tmp_path) -> None:  
     stored = []
     for name in ("fast", "sqlalchemy"):
         url = f"sqlite:///{tmp_path / name}.db"
-        writer = BatchWriter(WriterSettings(url, 1000, 0.2, 5.0, 3.0), shared=[0] * 5)
+        writer = BatchWriter(WriterSettings(url, 1000, 0.2, 5.0, 3.0), shared=[0] * N_SHARED)
         if name == "sqlalchemy":
             writer.sqlite = None  # the path every other database takes
-        writer.write(batch)
+        assert writer.write_until_done(
+            [(1, "spool", 1, [pack_event(event) for event in batch])], lambda: True
+        )
         assert writer.last_error is None
         with writer.engine.connect() as connection:  # the raw values, as another reader (Grafana) sees them
             stored.append(
@@ -308,7 +325,7 @@ def test_the_sqlite_fast_path_stores_what_sqlalchemy_stores(tmp_path) -> None:  
         writer.engine.dispose()
     fast, reference = stored
     assert fast == reference
-    assert sum(len(rows) for rows in fast) == 5  # requests 2, recommendations 2, feedback 1
+    assert sum(len(rows) for rows in fast) == 6  # requests 2, recommendations 2, feedback 1, spool 1
 
 
 def test_request_ids_are_time_ordered_uuids() -> None:

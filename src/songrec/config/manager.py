@@ -1,9 +1,8 @@
 """The ConfigurationManager: config/config.yaml, config/schema.yaml and params.yaml, read once.
 
-It turns the three files and the environment (config.environment) into frozen dataclasses, one
-per stage (named like the stage), so a stage never sees a raw dict. Every rule broken raises
-ConfigError naming the file, the key, the value and the rule. Nothing here creates folders or
-touches the network.
+It turns the three files and the environment (config.environment) into frozen dataclasses, one per
+stage (named like the stage), so a stage never sees a raw dict. Every rule broken raises ConfigError
+naming the file, the key, the value and the rule. Nothing here creates folders or touches the network.
 """
 
 from __future__ import annotations
@@ -260,6 +259,7 @@ class ConfigurationManager:
         max_k = section.positive_int("max_k")
         if default_k > max_k:
             raise section.fail("default_k", default_k, f"must not exceed max_k ({max_k})")
+        rates = section.route_rates("rate_limits")  # checked even when SONGREC_RATE_LIMITS=off
         return ServeConfig(
             host=section.text("host"),
             port=port,
@@ -275,13 +275,14 @@ class ConfigurationManager:
             ),
             compute_short_ms=section.positive_float("compute_short_ms"),
             event_store_url=url,
+            event_spool_dir=self.path(section.text("event_spool")),
             admin_token=self.environment.admin_token,
             labeler_token=self.environment.labeler_token,
             label_rows_per_hour=section.positive_int("label_rows_per_hour"),
             header_timeout_seconds=section.positive_float("header_timeout_seconds"),
             body_timeout_seconds=section.positive_float("body_timeout_seconds"),
             max_connections=section.positive_int("max_connections"),
-            rate_limits=self._rate_limits(section, enabled=self.environment.rate_limits),
+            rate_limits=rates if self.environment.rate_limits else {},
             rate_limit_burst_seconds=section.positive_float("rate_limit_burst_seconds"),
             bundle_file=self.environment.bundle,
             event_logging=self.environment.event_logging,
@@ -291,19 +292,6 @@ class ConfigurationManager:
             schema=self.schema,
             batch_dir=self._batch_dir(batch),
         )
-
-    @staticmethod
-    def _rate_limits(section: Section, *, enabled: bool) -> dict[str, float]:
-        """Requests per second per client by route; checked even when SONGREC_RATE_LIMITS=off."""
-        limits = section.section("rate_limits")
-        rates: dict[str, float] = {}
-        for route in list(limits.data):
-            if not str(route).startswith("/"):
-                raise limits.fail(str(route), limits.data[route], "must be a route, like /recommend")
-            rates[str(route)] = limits.get(
-                str(route), float, check=lambda v: v >= 0, rule="must be requests per second (0: no limit)"
-            )
-        return rates if enabled else {}
 
     def _batch_dir(self, batch: Section) -> Path:
         configured = self.path(batch.text("output_dir"))  # read either way: a known key

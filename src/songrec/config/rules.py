@@ -144,6 +144,18 @@ class Section:
     def text(self, key: str) -> str:
         return self.get(key, str, check=lambda v: v.strip() != "", rule="must not be empty")
 
+    def route_rates(self, key: str) -> dict[str, float]:
+        """A mapping of routes (paths like /recommend) to rates of 0 or more."""
+        rates = self.section(key)
+        checked: dict[str, float] = {}
+        for route in list(rates.data):
+            if not str(route).startswith("/"):
+                raise rates.fail(str(route), rates.data[route], "must be a route, like /recommend")
+            checked[str(route)] = rates.get(
+                str(route), float, check=lambda v: v >= 0, rule="must be 0 or more"
+            )
+        return checked
+
     def string_list(self, key: str) -> tuple[str, ...]:
         values: Any = self.get(key, (list, tuple), check=lambda v: len(v) > 0, rule="must not be empty")
         for value in values:

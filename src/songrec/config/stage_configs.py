@@ -159,6 +159,7 @@ class ServeConfig:
     compute_threads: int  # threads that compute answers; 0: on the event loop
     compute_short_ms: float  # answers shorter than this (CPU) stay on the event loop
     event_store_url: str  # SQLAlchemy URL
+    event_spool_dir: Path  # the request log's local spool (store.spool)
     admin_token: str | None = field(repr=False)
     bundle: Path  # the local bundle, served when the registry has no champion
     tracking: TrackingConfig

@@ -69,7 +69,10 @@ def create_app(
             else ChampionSource(config.tracking, config.bundle)
         )
     events = events or EventStore(
-        config.event_store_url, enabled=config.event_logging, hold_seconds=config.event_hold_seconds
+        config.event_store_url,
+        enabled=config.event_logging,
+        hold_seconds=config.event_hold_seconds,
+        spool_dir=config.event_spool_dir,
     )
     store = ModelStore(model_source, config.reload_interval_seconds, check=_servable(models))
     metrics = Metrics(store, events)

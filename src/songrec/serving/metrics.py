@@ -97,7 +97,7 @@ class _StateCollector(Collector):
             "songrec_events_logged", "Events written to the event store.", value=stats.logged
         )
         dropped = CounterMetricFamily(
-            "songrec_events_dropped", "Events that could not be logged (store down or queue full)."
+            "songrec_events_dropped", "Events that could not be logged (the buffer was full)."
         )
         dropped.add_metric([], stats.dropped)
         yield dropped
@@ -106,9 +106,19 @@ class _StateCollector(Collector):
             "Events that could not be logged, by reason.",
             labels=["reason"],
         )
-        by_reason.add_metric(["store_down"], stats.dropped_store_down)
         by_reason.add_metric(["queue_full"], stats.dropped_queue_full)
+        by_reason.add_metric(["shutdown"], stats.dropped_shutdown)
         yield by_reason
+        yield CounterMetricFamily(
+            "songrec_event_writer_restarts",
+            "Event writer processes that died and were started again.",
+            value=stats.writer_restarts,
+        )
+        yield CounterMetricFamily(
+            "songrec_events_replayed",
+            "Events replayed from the spool of an API process that died before they were written.",
+            value=stats.replayed,
+        )
         yield GaugeMetricFamily(
             "songrec_event_queue_depth", "Events waiting to be written.", value=self.events.queue_depth
         )

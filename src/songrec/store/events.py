@@ -63,9 +63,11 @@ class EventStats:
 
     logged: int = 0
     dropped: int = 0
-    dropped_queue_full: int = 0
-    dropped_store_down: int = 0
+    dropped_queue_full: int = 0  # the buffer was full (the store down for long, or too slow)
+    dropped_shutdown: int = 0  # neither written nor spooled when the API stopped (no spool)
     batches: int = 0
+    writer_restarts: int = 0
+    replayed: int = 0  # taken from the spools of API processes that died
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

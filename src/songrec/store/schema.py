@@ -10,6 +10,7 @@ monitoring run writes (drift runs, online quality, alerts, retraining decisions)
 - recommendations: the ranked tracks a /recommend request returned (request_id, rank, track_id,
   score);
 - feedback: play, skip, like or dislike of a track, joined to its request by request_id;
+- event_spools: the last spooled delivery written from each API process (exactly once on replay);
 - batch_recommendations, batch_predictions: what `songrec batch` scored (PostgreSQL stores only),
   keyed by batch_run_id so that a rerun replaces its own rows.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -70,6 +72,16 @@ feedback_table = Table(
     Column("track_id", String(64), nullable=False),
     Column("event", String(16), nullable=False),
     Column("time", DateTime(timezone=True), nullable=False, index=True),  # UTC
+)
+
+
+# How far the writer got in each API process's spool (store.spool): updated in the transaction
+# that writes the events, so a delivery handed over again after a crash is skipped, not doubled.
+event_spools = Table(
+    "event_spools",
+    metadata,
+    Column("spool_id", String(32), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
 )
 
 

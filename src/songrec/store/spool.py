@@ -109,6 +109,20 @@ class Spool:
         return self.directory / f"{self.id}-{segment:06d}.spool"
 
 
+def beside_sqlite_file(url: str) -> Path | None:
+    """A SQLite store's spool: a folder beside its file (other stores: give one)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix) :] in ("", ":memory:"):
+        return None
+    return Path(url[len(prefix) :] + ".spool")
+
+
+def orphan_records(directory: Path) -> Iterator[tuple[str, list[tuple[int, list[bytes]]]]]:
+    """The records of each spool whose process is gone: (spool id, [(seq, events), ...])."""
+    for spool_id, files in orphans(directory):
+        yield spool_id, [record for path in files for record in read_records(path)]
+
+
 def orphans(directory: Path) -> Iterator[tuple[str, list[Path]]]:
     """Spools whose writing process is gone (their lock is free): (spool id, segment files)."""
     if not directory.is_dir():

@@ -1,7 +1,16 @@
 """The request log's writer process: deliveries from the API process written in batches.
 
-Runs at the lowest CPU priority so that requests get the CPU first; counts what it wrote and
-what it dropped in counters it shares with the API process (read by /metrics).
+A delivery is (delivery number, spool id, seq, pickled events): what the API process appended
+to its spool (store.spool). Each batch of deliveries is written in one transaction together
+with how far each spool got (event_spools), so a delivery handed over twice (after this process
+died, or replayed from the spool of an API process that died) is written once. When a write
+fails (store down, read-only, locked) the batch is tried again every `retry_seconds` until it
+goes in: nothing is dropped here; the API's bounded buffer is what limits memory. A SQLite
+file deleted under the writer is created again, never written into unlinked.
+
+Runs at the lowest CPU priority so that requests get the CPU first; counts what it wrote in
+counters it shares with the API process (read by /metrics), and the last delivery number it
+wrote (COMMITTED), so that the API can forget those deliveries and their spool files.
 """
 
 from __future__ import annotations
@@ -11,25 +20,32 @@ import logging
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Column,
     Table,
     insert,
+    select,
 )
+from sqlalchemy.engine import Connection
 
 from songrec.store.engine import make_engine, safe_url
 from songrec.store.events import FeedbackEvent, RequestEvent, unpack_event
-from songrec.store.schema import feedback_table, metadata, recommendations_table, requests_table
+from songrec.store.schema import event_spools, feedback_table, metadata, recommendations_table, requests_table
 
 log = logging.getLogger(__name__)
 
 # Counters the writer process shares with the API process (int64, written by the writer only).
-PROCESSED, LOGGED, DROPPED_DOWN, BATCHES, UP = range(5)
+LOGGED, BATCHES, UP, COMMITTED = range(4)
+N_SHARED = 4
+
+Delivery = tuple[int, str, int, list[bytes]]  # (delivery number, spool id, seq, pickled events)
 
 
 @dataclass(frozen=True)
@@ -57,33 +73,53 @@ def writer_main(settings: WriterSettings, chunks: Any, shared: Any, parent: int)
         try:
             first = chunks.get(timeout=1.0)
         except queue.Empty:
-            if os.getppid() != parent:  # the API process is gone
+            if os.getppid() != parent:  # the API process is gone; its spool keeps the rest
                 break
             continue
-        batch: list[RequestEvent | FeedbackEvent] = []
-        for chunk in _take_available(chunks, first, settings.batch_size):
-            if chunk is None:
+        batch: list[Delivery] = []
+        for delivery in _take_available(chunks, first, settings.batch_size):
+            if delivery is None:
                 stopping = True
             else:
-                batch.extend(unpack_event(event) for event in chunk)
-        if batch:
-            writer.write(batch)
+                batch.append(delivery)
+        if batch and not writer.write_until_done(batch, lambda: os.getppid() != parent):
+            break
     writer.engine.dispose()
+
+
+@contextlib.contextmanager
+def stop_signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while the writer process is started.
+
+    The writer ignores them itself (a signal to the whole process group must not stop it before
+    the API hands over what it holds), but only once its imports are done. A server stopped
+    within that second lost its events, so the writer inherits the ignored state instead.
+    Only the main thread may change signal handlers; elsewhere the writer's own call covers it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _take_available(chunks: Any, first: Any, limit: int) -> Iterator[Any]:
     """`first`, then the chunks already delivered, up to about `limit` events."""
     yield first
-    taken = len(first or ())
+    taken = len(first[3]) if first else 0
     while taken < limit:
         try:
-            chunk = chunks.get_nowait()
+            delivery = chunks.get_nowait()
         except queue.Empty:
             return
-        yield chunk
-        if chunk is None:
+        yield delivery
+        if delivery is None:
             return
-        taken += len(chunk)
+        taken += len(delivery[3])
 
 
 def _lowest_priority() -> None:
@@ -101,50 +137,118 @@ class BatchWriter:
         self.shared = shared
         self.engine = make_engine(settings.url, settings.connect_timeout)
         self.sqlite = SqliteInserts(self.engine.dialect) if self.engine.dialect.name == "sqlite" else None
+        database = self.engine.url.database if self.sqlite is not None else None
+        self.sqlite_file = Path(database) if database and database != ":memory:" else None
+        self.sqlite_inode: int | None = None  # the file the connections have open
         self.tables_ready = False
-        self.retry_at = 0.0
         self.last_error: str | None = None
+        self.progress: dict[str, int] = {}  # spool id -> the last seq written
 
-    def write(self, batch: list[RequestEvent | FeedbackEvent]) -> None:
-        try:
-            if time.monotonic() < self.retry_at:
-                self.shared[DROPPED_DOWN] += len(batch)
-                return
+    def write_until_done(self, batch: list[Delivery], give_up: Callable[[], bool]) -> bool:
+        """Write the batch, trying again every retry_seconds while the store fails; False when
+        `give_up` said so first (the API process is gone: its spool keeps the batch)."""
+        while True:
             try:
-                self._insert(batch)
-            except Exception as exc:  # the store's failure must never reach a request
-                self.retry_at = time.monotonic() + self.settings.retry_seconds
-                message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                if self.last_error is None:
-                    url = safe_url(self.settings.url)
-                    log.warning("event store %s is unavailable, dropping events: %s", url, message)
-                self.last_error = message
-                self.shared[UP] = 0
-                self.shared[DROPPED_DOWN] += len(batch)
-                return
+                self._write(batch)
+            except Exception as exc:  # the store's failure must never end the writer
+                self._failed(exc)
+                deadline = time.monotonic() + self.settings.retry_seconds
+                while time.monotonic() < deadline:
+                    if give_up():
+                        return False
+                    time.sleep(min(0.2, self.settings.retry_seconds))
+                continue
             if self.last_error is not None:
                 log.info("event store %s is available again", safe_url(self.settings.url))
             self.last_error = None
             self.shared[UP] = 1
-            self.shared[LOGGED] += len(batch)
-            self.shared[BATCHES] += 1
-        finally:
-            self.shared[PROCESSED] += len(batch)
+            return True
 
-    def _insert(self, batch: list[RequestEvent | FeedbackEvent]) -> None:
+    def _failed(self, exc: Exception) -> None:
+        message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if self.last_error is None:
+            url = safe_url(self.settings.url)
+            log.warning("event store %s is unavailable, keeping events until it is back: %s", url, message)
+        self.last_error = message
+        self.shared[UP] = 0
+        self.engine.dispose()  # a read-only or locked file's connections are not reused
+        self.tables_ready = False
+
+    def _write(self, batch: list[Delivery]) -> None:
+        self._check_sqlite_file()
         if not self.tables_ready:
             metadata.create_all(self.engine, checkfirst=True)
             self.tables_ready = True
-        if self.sqlite is not None:
-            with self.engine.begin() as connection:
-                self.sqlite.insert(connection, batch)
-            return
+            if self.sqlite_file is not None:
+                self.sqlite_inode = self.sqlite_file.stat().st_ino
         with self.engine.begin() as connection:
-            for table, rows in event_rows(batch).items():
-                if rows:
-                    connection.execute(
-                        insert(table), [dict(zip(COLUMNS[table], row, strict=True)) for row in rows]
-                    )
+            fresh, reached = self._unwritten(connection, batch)
+            events = [unpack_event(event) for delivery in fresh for event in delivery[3]]
+            if events:
+                self._insert(connection, events)
+            for spool_id, seq in reached.items():
+                _record_progress(connection, spool_id, seq)
+        self.progress.update(reached)
+        written = sum(len(delivery[3]) for delivery in fresh)
+        self.shared[LOGGED] += written
+        self.shared[BATCHES] += 1
+        self.shared[COMMITTED] = max(self.shared[COMMITTED], batch[-1][0])
+
+    def _unwritten(
+        self, connection: Connection, batch: list[Delivery]
+    ) -> tuple[list[Delivery], dict[str, int]]:
+        """The deliveries not written yet, and the last seq of each spool after this batch."""
+        reached: dict[str, int] = {}
+        fresh = []
+        for delivery in batch:
+            spool_id, seq = delivery[1], delivery[2]
+            if spool_id not in self.progress:
+                found = connection.execute(
+                    select(event_spools.c.last_seq).where(event_spools.c.spool_id == spool_id)
+                ).scalar_one_or_none()
+                self.progress[spool_id] = int(found) if found is not None else 0
+            if seq > max(self.progress[spool_id], reached.get(spool_id, 0)):
+                fresh.append(delivery)
+                reached[spool_id] = seq
+        return fresh, reached
+
+    def _check_sqlite_file(self) -> None:
+        """A SQLite file deleted or replaced under the open connections: start again on a new one."""
+        if self.sqlite_file is None or self.sqlite_inode is None:
+            return
+        try:
+            inode: int | None = self.sqlite_file.stat().st_ino
+        except FileNotFoundError:
+            inode = None
+        if inode != self.sqlite_inode:
+            log.warning("event store file %s was deleted or replaced: creating it again", self.sqlite_file)
+            self.engine.dispose()
+            self.tables_ready = False
+            self.progress.clear()  # what the old file said about the spools is gone with it
+            self.sqlite_inode = None
+
+    def _insert(self, connection: Connection, batch: list[RequestEvent | FeedbackEvent]) -> None:
+        if self.sqlite is not None:
+            self.sqlite.insert(connection, batch)
+            return
+        for table, rows in event_rows(batch).items():
+            if rows:
+                connection.execute(
+                    insert(table), [dict(zip(COLUMNS[table], row, strict=True)) for row in rows]
+                )
+
+
+def _record_progress(connection: Connection, spool_id: str, seq: int) -> None:
+    """Upsert the spool's last written seq (SQLite and PostgreSQL share ON CONFLICT)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect: Any = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(event_spools).values(spool_id=spool_id, last_seq=seq)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["spool_id"], set_={"last_seq": statement.excluded.last_seq}
+        )
+    )
 
 
 def _as_is(value: Any) -> Any:
