@@ -297,23 +297,22 @@ class EventStore:
             events = list(self._buffer)
             self._buffer.clear()
             self._spooled += len(events)
+        records = []
         for start in range(0, len(events), SHIP_CHUNK):
-            chunk = events[start : start + SHIP_CHUNK]
             self._next_seq += 1
-            self._next_delivery += 1
-            spool_id = self._spool.id if self._spool is not None else ""
-            if self._spool is not None:
-                try:
-                    self._spool.append(self._next_seq, chunk)
-                except OSError as exc:  # a full or unwritable disk: keep serving, unspooled
-                    log.warning(
-                        "the request log's spool %s failed: %s; going on without it", self.spool_dir, exc
-                    )
-                    self._spool = None
-                    spool_id = ""
-            self._pending.append((self._next_delivery, spool_id, self._next_seq, chunk))
+            records.append((self._next_seq, events[start : start + SHIP_CHUNK]))
+        spool_id = ""
         if self._spool is not None:
-            self._spool.sync()
+            try:
+                self._spool.append(records)
+                self._spool.sync()
+                spool_id = self._spool.id
+            except OSError as exc:  # a full or unwritable disk: keep serving, unspooled
+                log.warning("the request log's spool %s failed: %s; going on without it", self.spool_dir, exc)
+                self._spool = None
+        for seq, chunk in records:
+            self._next_delivery += 1
+            self._pending.append((self._next_delivery, spool_id, seq, chunk))
 
     def _deliver(self) -> None:
         if self._pipe is None:
