@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,3 +118,34 @@ def test_simulate_fails_when_the_api_cannot_be_reached(project: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"traffic to http://127.0.0.1:{port}" in result.stderr
     assert "none of 3 requests was answered (3 could not reach the API)" in result.stderr
+
+
+def test_labels_review_accept_and_reject_work_on_the_held_labels(project: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from songrec.store.engine import connect
+    from songrec.store.label_review import conflicts, held_labels, store_labels
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    engine = connect(url)
+    now = datetime.now(UTC)
+    records = [
+        {"time": now, "track_id": track, "genre": genre, "row": {"track_id": track}}
+        for track, genre in (("a" * 22, "pop"), ("a" * 22, "rock"), ("b" * 22, "rap"), ("b" * 22, "edm"))
+    ]
+    batch = {"batch_id": uuid.uuid4(), "time": now, "source_address": "test", "sender": "labeler", "rows": 4}
+    with engine.begin() as connection:
+        reasons = conflicts(connection, records, lambda track: None)
+        assert store_labels(connection, {**batch, "track_ids": []}, records, reasons) == 2
+    env = {"SONGREC_EVENT_STORE_URL": url}
+    listed = run_cli("songrec", "labels", "review", cwd=project, env=env).stdout
+    assert "row 0 of this batch says 'pop'" in listed and "2 held" in listed
+    assert "1 label(s) accepted" in run_cli("songrec", "labels", "accept", "2", cwd=project, env=env).stdout
+    again = run_cli("songrec", "labels", "accept", "2", cwd=project, env=env, check=False)
+    assert again.returncode != 0 and "not held" in again.stderr
+    assert run_cli("songrec", "labels", "reject", cwd=project, env=env, check=False).returncode == 2  # no ids
+    assert (
+        "1 label(s) rejected" in run_cli("songrec", "labels", "reject", "--all", cwd=project, env=env).stdout
+    )
+    assert held_labels(engine).empty
+    engine.dispose()

@@ -13,10 +13,11 @@ from fastapi.testclient import TestClient
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import ServeConfig
 from songrec.models.bundle import SongrecBundle
-from songrec.monitoring.monitor import run_monitor
+from songrec.monitoring.monitor import export_labels, run_monitor
 from songrec.serving.app import create_app
 from songrec.store.engine import connect
-from songrec.store.queries import read_table
+from songrec.store.label_review import decide, held_labels
+from songrec.store.queries import read_labels, read_table
 from songrec.store.schema import label_batches, labels
 from tests.monitoring.conftest import log_traffic, utc_now
 from tests.serving.conftest import LABELER, MemorySource, running_server
@@ -160,3 +161,47 @@ def test_the_monitoring_page_shows_drift_quality_and_promotions(
         text = browser.find_element(By.TAG_NAME, "body").text
         assert "promote" in text and "no champion yet" in text
         browser.save_screenshot(str(tmp_path / "monitoring.png"))
+
+
+def test_labels_that_contradict_what_is_known_are_held_until_reviewed(
+    client: TestClient,
+    serve_config: ServeConfig,
+    bundle: SongrecBundle,
+    sample_frame: pd.DataFrame,
+    trained_project: Path,
+    tmp_path: Path,
+) -> None:
+    catalog = bundle.catalog.set_index("track_id")["genre"]
+    known = label_rows(sample_frame[sample_frame["track_id"] == catalog.index[0]], 1)[0]
+    other_genre = next(g for g in ("edm", "rock") if g != catalog.iloc[0])
+    new = {**known, "track_id": "0" * 22, "playlist_genre": "latin"}  # a track the catalog lacks
+
+    def post(*rows: dict) -> dict:
+        answer = client.post("/labels", headers=LABELER, json={"tracks": list(rows)})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    # Agreeing with the catalog, and a new track: nothing held.
+    assert post({**known, "playlist_genre": catalog.iloc[0]}, new)["held"] == 0
+    # Another genre for a catalog track, then for the new track's first label: both held.
+    assert post({**known, "playlist_genre": other_genre}, {**new, "playlist_genre": "rap"})["held"] == 2
+    engine = connect(serve_config.event_store_url)
+    held = held_labels(engine)
+    assert held["reason"].tolist() == [
+        f"the catalog says {catalog.iloc[0]!r} for this track",
+        "label 2 says 'latin' for this track",
+    ]
+    assert "2 held" in client.get("/monitoring").text
+
+    # Held labels are neither exported nor scored until accepted; rejected ones never are.
+    monitor = replace(
+        ConfigurationManager(trained_project).monitor(),
+        incoming=str(tmp_path / "incoming"),
+        event_store_url=serve_config.event_store_url,
+    )
+    assert export_labels(monitor, "first")["exported"] == 2
+    first, _ = (int(i) for i in held["id"])
+    assert decide(engine, "accepted", [first]) == 1 and decide(engine, "rejected", None) == 1
+    assert export_labels(monitor, "second")["exported"] == 1
+    assert read_labels(engine)["id"].tolist() == [1, 2, first]  # the rejected one is out
+    assert held_labels(engine).empty

@@ -15,6 +15,7 @@ import yaml
 
 from songrec.cli import models, scoring
 from songrec.cli.common import load_config
+from songrec.cli.labels import labels
 from songrec.cli.stream import stream
 from songrec.core.errors import SongrecError
 from songrec.orchestration.registry import STAGE_NAMES
@@ -298,6 +299,7 @@ def simulate(
 for command in (models.ui, models.promote, models.rollback, models.summary, models.tune, scoring.batch):
     main.add_command(command)
 main.add_command(stream)
+main.add_command(labels)
 
 
 if __name__ == "__main__":  # pragma: no cover

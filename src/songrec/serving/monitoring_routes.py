@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,12 +32,12 @@ from songrec.serving.deps import require_labeler
 from songrec.serving.errors import ApiError, error_responses
 from songrec.serving.routes import WEB
 from songrec.store.engine import connect
+from songrec.store.label_review import conflicts, held_labels, store_labels
 from songrec.store.queries import read_table
 from songrec.store.schema import (
     alerts,
     drift_runs,
     label_batches,
-    labels,
     online_quality,
     promotions,
     retraining_decisions,
@@ -55,6 +56,10 @@ class LabelsRequest(BaseModel):
 
 class LabelsResponse(BaseModel):
     accepted: int
+    held: int = Field(
+        description="Of those, rows held for review: they contradict the catalog or an earlier label "
+        "(`songrec labels review|accept|reject`); until accepted, neither exported nor scored."
+    )
     batch_id: str = Field(description="The id under which this batch and its sender are stored.")
 
 
@@ -196,15 +201,17 @@ def monitoring_router(config: ServeConfig) -> APIRouter:
             "rows": len(records),
             "track_ids": [record["track_id"] for record in records],
         }
+        genre_of = _catalog_genres(request, state)
         try:
             with engine().begin() as connection:
-                connection.execute(label_batches.insert(), [batch])
-                connection.execute(labels.insert(), records)
+                held = store_labels(connection, batch, records, conflicts(connection, records, genre_of))
         except Exception as exc:
             log.warning("labels not stored: %s", exc)
             raise ApiError(503, f"the monitoring store is unavailable: {type(exc).__name__}") from exc
-        log.info("labels: batch %s, %d rows from %s", batch_id, len(records), address)
-        return {"accepted": len(records), "batch_id": str(batch_id)}
+        log.info(
+            "labels: batch %s, %d rows from %s, %d held for review", batch_id, len(records), address, held
+        )
+        return {"accepted": len(records), "held": held, "batch_id": str(batch_id)}
 
     @router.get("/monitoring", response_class=HTMLResponse, include_in_schema=False)
     def page(request: Request) -> Response:
@@ -234,6 +241,19 @@ def monitoring_router(config: ServeConfig) -> APIRouter:
     return router
 
 
+def _catalog_genres(request: Request, state: dict[str, Any]) -> Callable[[str], str | None]:
+    """The serving catalog's genre of a track id (None: not in the catalog), indexed once per model."""
+    current = request.app.state.services.store.current
+    if current is None:
+        return lambda track_id: None
+    if state.get("genres_of") is not current.bundle:
+        catalog = current.bundle.catalog
+        state["genres"] = dict(zip(catalog["track_id"], catalog["genre"], strict=True))
+        state["genres_of"] = current.bundle
+    genres: dict[str, str] = state["genres"]
+    return genres.get
+
+
 def _tables(engine: Any) -> dict[str, pd.DataFrame]:
     return {
         "drift_runs": read_table(engine, drift_runs),
@@ -241,6 +261,7 @@ def _tables(engine: Any) -> dict[str, pd.DataFrame]:
         "promotions": read_table(engine, promotions),
         "alerts": read_table(engine, alerts),
         "decisions": read_table(engine, retraining_decisions),
+        "held_labels": held_labels(engine),
     }
 
 
@@ -298,5 +319,9 @@ def _view(tables: dict[str, pd.DataFrame] | None, error: str | None) -> dict[str
             ),
             "decisions": _table(tables["decisions"], ["time", "triggered", "reason"], "none yet"),
             "alerts": _table(tables["alerts"], ["time", "kind", "message", "delivery"], "no alerts"),
+            "held_labels": _table(
+                tables["held_labels"], ["id", "time", "track_id", "genre", "reason"], "none held"
+            ),
         },
+        "held": len(tables["held_labels"]),
     }

@@ -18,7 +18,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from songrec.store.schema import feedback_table, labels, online_quality, recommendations_table, requests_table
+from songrec.store.label_review import standing
+from songrec.store.schema import (
+    feedback_table,
+    label_reviews,
+    labels,
+    online_quality,
+    recommendations_table,
+    requests_table,
+)
 
 
 def insert_row(engine: Engine, table: Table, values: Mapping[str, Any]) -> int | None:
@@ -83,7 +91,12 @@ def read_window(engine: Engine, start: datetime, end: datetime, limit: int) -> d
 
 
 def read_labels(engine: Engine, since: datetime | None = None, unexported: bool = False) -> pd.DataFrame:
-    query = select(labels.c.id, labels.c.time, labels.c.track_id, labels.c.genre, labels.c.row)
+    """The labels that stand: not held for review, or accepted (store.label_review)."""
+    query = (
+        select(labels.c.id, labels.c.time, labels.c.track_id, labels.c.genre, labels.c.row)
+        .outerjoin(label_reviews, label_reviews.c.label_id == labels.c.id)
+        .where(standing())
+    )
     if since is not None:
         query = query.where(labels.c.time >= since)
     if unexported:

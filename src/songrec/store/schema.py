@@ -146,6 +146,19 @@ labels = Table(
 )
 
 
+# Labels held for review: one that contradicts the catalog or an earlier label (another genre for
+# a known track) waits here, out of the export and the quality figures, until someone decides
+# (`songrec labels accept|reject`). No row: the label went through unquestioned.
+label_reviews = Table(
+    "label_reviews",
+    metadata,
+    Column("label_id", Integer, primary_key=True),  # labels.id
+    Column("reason", Text, nullable=False),
+    Column("decision", String(16)),  # NULL while held; accepted | rejected
+    Column("decided_at", DateTime(timezone=True)),
+)
+
+
 alerts = Table(
     "alerts",
     metadata,
