@@ -110,6 +110,7 @@ def _commit() -> str:
 
 def _sections(text: str) -> dict[str, str]:
     found = {}
-    for match in re.finditer(r"^## (\S+)\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S):
+    # A section's name runs to the end of its heading line: "stream (latency)", "slow clients".
+    for match in re.finditer(r"^## (.+?)\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S):
         found[match.group(1)] = f"## {match.group(1)}\n{match.group(2).rstrip()}\n"
     return found
