@@ -300,8 +300,8 @@ def test_a_real_prometheus_scraping_songrec_serve_answers_every_panel_of_the_das
     assert float(answers["API instances up [A]"][0]["value"][1]) == 1
     assert by(answers["Event log queue depth [A]"], "instance").keys() == {f"127.0.0.1:{api_port}"}
     assert by(answers["Dropped events per second by reason [A]"], "reason") == {
-        "store_down": 0.0,
         "queue_full": 0.0,
+        "shutdown": 0.0,
     }
     assert float(answers["Events logged per second [A]"][0]["value"][1]) > 0
     assert by(answers["Model version served over time [A]"], "version") == {served["model_version"]: 1.0}
