@@ -86,7 +86,11 @@ class Spool:
     def forget_through(self, seq: int) -> None:
         """Delete the segments whose every record up to `seq` is written."""
         if self._file is not None and seq >= self._last_seq:
-            self._finish_segment()
+            # All of the open segment is written: delete it as it is (an fsync first is wasted).
+            self._file.close()
+            self._file = None
+            self._path(self._segment).unlink(missing_ok=True)
+            self._dirty = False
         keep = []
         for path, last in self._closed:
             if last <= seq:
