@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))  # the fault harness is shared with tests/faults
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from tests.faults.harness import (  # noqa: E402
+    Server,
     eventually,
     project_copy,
     serving,
@@ -53,6 +54,18 @@ class Outcome:
     exit_seconds: float
 
 
+def caught_up(
+    fault: str, server: Server, url: str, ended: float, earlier: int = 0, before: int = 0
+) -> Outcome:
+    """Wait until the store holds all `server` answered (plus `earlier`, answered by a server
+    before it; less `before`, lost with a deleted file), then stop it: the fault's outcome."""
+    answered = earlier + server.answered - before
+    eventually(lambda: stored(url) >= answered, 60, "caught up")
+    recovered = time.monotonic() - ended
+    dropped = int(server.metric("songrec_events_dropped_total"))
+    return Outcome(fault, answered, stored(url), dropped, recovered, server.terminate())
+
+
 def writer_killed(folder: Path, n: int) -> Outcome:
     url = f"sqlite:///{folder / 'events.db'}"
     with serving(project_copy(folder / "project"), BUNDLE, url, folder / "serve.log", HOLD_SECONDS) as server:
@@ -60,13 +73,7 @@ def writer_killed(folder: Path, n: int) -> Outcome:
         server.writer().kill()
         ended = time.monotonic()
         server.recommend(n)
-        eventually(lambda: stored(url) == server.answered, 60, "caught up")
-        recovered = time.monotonic() - ended
-        dropped = int(server.metric("songrec_events_dropped_total"))
-        exit_seconds = server.terminate()
-        return Outcome(
-            "event writer SIGKILLed", server.answered, stored(url), dropped, recovered, exit_seconds
-        )
+        return caught_up("event writer SIGKILLed", server, url, ended)
 
 
 def api_killed(folder: Path, n: int) -> Outcome:
@@ -79,17 +86,8 @@ def api_killed(folder: Path, n: int) -> Outcome:
         answered = first.answered
     ended = time.monotonic()
     with serving(project, BUNDLE, url, folder / "second.log", HOLD_SECONDS) as second:
-        eventually(lambda: stored(url) >= answered + second.answered, 60, "replayed")
-        recovered = time.monotonic() - ended
-        dropped = int(second.metric("songrec_events_dropped_total"))
-        exit_seconds = second.terminate()
-        return Outcome(
-            "API SIGKILLed during a burst hold, started again",
-            answered + second.answered,
-            stored(url),
-            dropped,
-            recovered,
-            exit_seconds,
+        return caught_up(
+            "API SIGKILLed during a burst hold, started again", second, url, ended, earlier=answered
         )
 
 
@@ -104,19 +102,8 @@ def file_deleted(folder: Path, n: int) -> Outcome:
         before = server.answered
         ended = time.monotonic()
         server.recommend(n)
-        eventually(lambda: database.exists() and stored(url) == server.answered - before, 60, "recreated")
-        recovered = time.monotonic() - ended
-        dropped = int(server.metric("songrec_events_dropped_total"))
-        exit_seconds = server.terminate()
         # Counted from the deletion: what was written before went with the file.
-        return Outcome(
-            "SQLite file deleted (requests after it)",
-            server.answered - before,
-            stored(url),
-            dropped,
-            recovered,
-            exit_seconds,
-        )
+        return caught_up("SQLite file deleted (requests after it)", server, url, ended, before=before)
 
 
 def file_locked(folder: Path, n: int) -> Outcome:
@@ -129,14 +116,7 @@ def file_locked(folder: Path, n: int) -> Outcome:
             locked = time.monotonic()
             while time.monotonic() - locked < 8.0:
                 server.recommend(50)
-        ended = time.monotonic()
-        eventually(lambda: stored(url) == server.answered, 60, "caught up")
-        recovered = time.monotonic() - ended
-        dropped = int(server.metric("songrec_events_dropped_total"))
-        exit_seconds = server.terminate()
-        return Outcome(
-            "SQLite file locked for 8 s", server.answered, stored(url), dropped, recovered, exit_seconds
-        )
+        return caught_up("SQLite file locked for 8 s", server, url, time.monotonic())
 
 
 def postgres_read_only(folder: Path, n: int) -> Outcome:
@@ -160,19 +140,7 @@ def postgres_read_only(folder: Path, n: int) -> Outcome:
             set_read_only(url, True)
             server.recommend(n)
             set_read_only(url, False)
-            ended = time.monotonic()
-            eventually(lambda: stored(url) == server.answered, 60, "caught up")
-            recovered = time.monotonic() - ended
-            dropped = int(server.metric("songrec_events_dropped_total"))
-            exit_seconds = server.terminate()
-            outcome = Outcome(
-                "PostgreSQL read-only, then writable",
-                server.answered,
-                stored(url),
-                dropped,
-                recovered,
-                exit_seconds,
-            )
+            outcome = caught_up("PostgreSQL read-only, then writable", server, url, time.monotonic())
     finally:
         sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
