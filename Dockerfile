@@ -30,14 +30,20 @@ RUN python -m venv /opt/venv && pip install "uv==${UV_VERSION}"
 
 WORKDIR /build
 COPY requirements.lock pyproject.toml README.md ./
-COPY src ./src
 # The runtime extras, each package at its version in the lock file (-c: the lock constrains, the
 # extras choose), so the test and lint tools of the `dev` extra stay out of the image. boto3 is
 # MLflow's S3 client for --artifacts-destination s3://...; the bytecode is compiled here because
-# the non-root user cannot write it at run time. The checks fail the build, not a container:
-# the package is installed as a wheel, so the web page's files must be in it.
-RUN uv pip install --python /opt/venv/bin/python -c requirements.lock \
+# the non-root user cannot write it at run time. The dependencies come first, installed with an
+# empty package in src/'s place: this layer changes with the lock and pyproject.toml only, so a
+# change to the code rebuilds the small layer below, not every dependency.
+RUN mkdir -p src/songrec && touch src/songrec/__init__.py \
+    && uv pip install --python /opt/venv/bin/python -c requirements.lock \
         ".[serve,airflow,monitor]" boto3 \
+    && rm -rf src
+COPY src ./src
+# The package itself, as a wheel. The checks fail the build, not a container: the web page's
+# files must be in the wheel.
+RUN uv pip install --python /opt/venv/bin/python --no-deps --reinstall-package songrec . \
     && /opt/venv/bin/songrec --help >/dev/null \
     && /opt/venv/bin/python -c "from songrec.serving.routes import WEB; \
 assert (WEB / 'static').is_dir() and (WEB / 'templates').is_dir(), f'{WEB}: web files not installed'"

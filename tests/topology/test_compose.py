@@ -1,5 +1,5 @@
 """docker-compose.yaml, offline: valid for compose, complete, secrets only from .env, and its
-Grafana provisioning consistent with it. No Docker engine is needed (none runs here)."""
+Grafana provisioning consistent with it. No Docker engine is needed (test_engine.py runs it on one)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""docker-compose.yaml's topology, run here as processes (no Docker engine on this machine).
+"""docker-compose.yaml's topology, run as processes of this machine (test_engine.py runs it as
+containers where a Docker engine answers; this one needs none).
 
 The services get the environment docker-compose.yaml gives them, with the compose network's
 addresses replaced by this machine's: PostgreSQL (databases and roles made by the compose init
