@@ -3,10 +3,11 @@
 Each fault is caused for real on a fresh store, while one client asks /recommend as fast as it
 is answered (so the burst hold is on, as under load): the event writer SIGKILLed; the API
 SIGKILLed (then started again); the SQLite file deleted; the SQLite file locked by another
-process for 8 s; a PostgreSQL store made read-only (then writable again). For each it prints
-the requests answered, the events stored, those counted as dropped, those lost uncounted
-(answered - stored - dropped), the seconds until the log caught up after the fault ended, and
-the seconds from SIGTERM to exit. It measures and prints; it asserts nothing.
+process for 8 s; a PostgreSQL store made read-only (then writable again); a PostgreSQL server of
+its own SIGKILLed (then started again). For each it prints the requests answered, the events
+stored, those counted as dropped, those lost uncounted (answered - stored - dropped), the seconds
+until the log caught up after the fault ended, and the seconds from SIGTERM to exit. It measures
+and prints; it asserts nothing.
 
     python bench/faults.py                  # needs `make run` first (models/bundle/bundle.pkl)
     python bench/faults.py --requests 2000  # per phase
@@ -33,6 +34,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from tests.faults.harness import (  # noqa: E402
     Server,
     eventually,
+    private_postgres,
     project_copy,
     serving,
     set_read_only,
@@ -147,12 +149,27 @@ def postgres_read_only(folder: Path, n: int) -> Outcome:
     return outcome
 
 
+def postgres_killed(folder: Path, n: int) -> Outcome:
+    with private_postgres() as postgres:
+        url = postgres.url
+        with serving(
+            project_copy(folder / "project"), BUNDLE, url, folder / "serve.log", HOLD_SECONDS
+        ) as server:
+            server.recommend(10)
+            eventually(lambda: stored(url) == server.answered, 60, "tables")
+            postgres.kill()
+            server.recommend(n)
+            postgres.start()
+            return caught_up("PostgreSQL server SIGKILLed, started again", server, url, time.monotonic())
+
+
 FAULTS: list[Callable[[Path, int], Outcome]] = [
     writer_killed,
     api_killed,
     file_deleted,
     file_locked,
     postgres_read_only,
+    postgres_killed,
 ]
 
 

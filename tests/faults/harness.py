@@ -4,8 +4,10 @@ fault tests (tests/faults) and the fault benchmark (bench/faults.py)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,3 +167,71 @@ def set_read_only(database_url: str, on: bool) -> None:
             )
     finally:
         admin.dispose()
+
+
+def postgres_programs() -> Path | None:
+    """The folder of PostgreSQL's server programs (Debian's layout), None when not installed."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+    return found[-1].parent if found else None
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of its own (a fresh cluster on a free port) that can be killed and
+    started again, which the machine's shared server must not be. Run as the `postgres` user when
+    this process is root (the server refuses root), in a folder that user can enter."""
+
+    def __init__(self) -> None:
+        programs = postgres_programs()
+        assert programs is not None, "PostgreSQL's server programs are not installed"
+        self.programs = programs
+        self.folder = Path(tempfile.mkdtemp(prefix="songrec-pg-"))
+        self.data = self.folder / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+            self.as_user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        command = [str(programs / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust"]
+        subprocess.run([*self.as_user, *command], check=True, capture_output=True, timeout=120)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [str(self.programs / "postgres"), "-D", str(self.data), "-p", str(self.port)]
+        command += ["-k", str(self.folder), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+        with (self.folder / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [*self.as_user, *command], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        eventually(self.answers, 30, f"PostgreSQL on port {self.port}")
+
+    def answers(self) -> bool:
+        engine = create_engine(self.url, connect_args={"connect_timeout": 2})
+        try:
+            with engine.connect() as connection:
+                return connection.execute(text("SELECT 1")).scalar_one() == 1
+        except Exception:
+            return False
+        finally:
+            engine.dispose()
+
+    def kill(self) -> None:
+        """SIGKILL to the server and its backends, as the kernel's OOM killer would."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()

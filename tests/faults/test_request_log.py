@@ -13,6 +13,8 @@ import pytest
 from tests.faults.harness import (
     STOP_WITHIN,
     eventually,
+    postgres_programs,
+    private_postgres,
     project_copy,
     serving,
     set_read_only,
@@ -127,6 +129,26 @@ def test_a_read_only_postgresql_store_is_noticed_and_caught_up(
         assert "is unavailable, keeping events until it is back" in (tmp_path / "serve.log").read_text()
     finally:
         set_read_only(postgres_url, False)  # so that the fixture can drop it
+
+
+@pytest.mark.skipif(postgres_programs() is None, reason="PostgreSQL's server programs are not installed")
+def test_a_postgresql_server_killed_then_started_again_loses_nothing(
+    project: Path, bundle_file: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    with private_postgres() as postgres, serving(project, bundle_file, postgres.url, log) as server:
+        server.recommend(20)
+        eventually(lambda: stored(postgres.url) == server.answered, 10, "the first requests stored")
+        postgres.kill()
+        server.recommend(200)  # answered while no server listens
+        eventually(lambda: server.metric("songrec_event_store_up") == 0, 10, "the store noticed down")
+        assert server.session.get(f"{server.url}/ready", timeout=5).status_code == 200  # serving goes on
+        postgres.start()
+        eventually(lambda: stored(postgres.url) == server.answered, 30, "caught up")
+        assert server.metric("songrec_event_store_up") == 1
+        assert server.metric("songrec_events_dropped_total") == 0
+        assert server.terminate() < STOP_WITHIN
+    assert "is unavailable, keeping events until it is back" in log.read_text()
 
 
 def test_sqlite_sees_what_the_lock_helper_holds(tmp_path: Path) -> None:
