@@ -109,5 +109,5 @@ def test_no_other_module_reads_a_songrec_variable() -> None:
     ],
 )
 def test_a_placeholder_secret_of_env_example_is_refused_by_name(variables: dict[str, str]) -> None:
-    with pytest.raises(ConfigError, match=f"{next(iter(variables))} still hold the placeholder"):
+    with pytest.raises(ConfigError, match=f"{next(iter(variables))} still holds? the placeholder"):
         Environment.read(variables)

@@ -78,6 +78,20 @@ def test_search_add_tracks_and_get_recommendations(browser, page_app: FastAPI, b
         )
         assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None
 
+        # One track per artist on the page: ten recommendations, ten artists.
+        from selenium.webdriver.support.ui import Select
+
+        Select(browser.find_element(By.ID, "artist-cap")).select_by_value("1")
+        k.clear()
+        k.send_keys("10")
+        browser.find_element(By.ID, "recommend-button").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#recommendations tbody tr")) == 10)
+        artists = [
+            row.find_elements(By.TAG_NAME, "td")[2].text
+            for row in browser.find_elements(By.CSS_SELECTOR, "#recommendations tbody tr")
+        ]
+        assert len(set(artists)) == 10, artists
+
 
 def test_the_page_shows_the_apis_message_for_a_bad_request(browser, page_app: FastAPI) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By

@@ -79,7 +79,10 @@ def test_recommendations_are_the_top_k_of_the_scores(
     rows = [feature_row(bundle, 10 + offset), feature_row(bundle, 20 + offset, track_artist=None)]
     for track_ids, feature_rows in ((ids, []), ([], rows), (ids, rows)):
         expected, unknown = _expected_recommendations(bundle, track_ids, feature_rows, k=25)
-        answer = view.recommend(view.resolve(track_ids), _feature_rows(bundle, feature_rows), k=25)
+        # No diversity cap: the plain top k (tests/models/test_diversity.py checks the cap).
+        answer = view.recommend(
+            view.resolve(track_ids), _feature_rows(bundle, feature_rows), k=25, max_per_artist=10
+        )
         assert len(answer.tracks) == 25
         pd.testing.assert_frame_equal(pd.DataFrame(answer.tracks), expected, check_exact=True)
         assert answer.unknown_track_ids == unknown == ([UNKNOWN_ID] if track_ids else [])

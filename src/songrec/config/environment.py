@@ -117,7 +117,8 @@ def _refuse_placeholders(env: Mapping[str, str]) -> None:
     placeholders = [name for name in SECRET_VARIABLES if PLACEHOLDER in (env.get(name) or "")]
     if placeholders:
         raise ConfigError(
-            f"environment: {', '.join(placeholders)} still hold the placeholder of .env.example "
+            f"environment: {', '.join(placeholders)} still {'holds' if len(placeholders) == 1 else 'hold'} "
+            "the placeholder of .env.example "
             f"({PLACEHOLDER}-...): set secrets of your own (e.g. `openssl rand -hex 32`)"
         )
 

@@ -193,17 +193,14 @@ class ConfigurationManager:
 
     def _read_train(self, config: Section, params: Section) -> TrainConfig:
         rec = params.section("recommender")
+        names = f"unknown recommender; choose one of {', '.join(RECOMMENDERS)}"
         recommender = RecommenderParams(
-            name=rec.get(
-                "name",
-                str,
-                check=lambda v: v in RECOMMENDERS,
-                rule=f"unknown recommender; choose one of {', '.join(RECOMMENDERS)}",
-            ),
+            name=rec.get("name", str, check=lambda v: v in RECOMMENDERS, rule=names),
             training_holdout_share=rec.share("training_holdout_share"),
             candidates_per_playlist=rec.positive_int("candidates_per_playlist"),
             random_negatives_per_playlist=rec.positive_int("random_negatives_per_playlist"),
             regularization_c=rec.positive_float("regularization_c"),
+            max_per_artist=rec.positive_int("max_per_artist"),
         )
         return TrainConfig(
             catalog=self._transform.catalog,

@@ -15,6 +15,9 @@ class RecommenderParams:
     candidates_per_playlist: int
     random_negatives_per_playlist: int
     regularization_c: float
+    # At most this many tracks of one artist on each page of 10 recommendations (10: no cap). A
+    # ranking setting, not fitted: the model serves it as its default (models/recommender/diversity.py).
+    max_per_artist: int = 10
 
 
 @dataclass(frozen=True)

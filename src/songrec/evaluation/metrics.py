@@ -18,6 +18,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_abs
 from songrec.evaluation.bootstrap import Evidence
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Playlist, Recommender, top_k
+from songrec.models.recommender.diversity import served_ranking
 
 
 def genre_metrics(bundle: SongrecBundle, test: pd.DataFrame) -> dict[str, Any]:
@@ -135,12 +136,16 @@ def measure_bundle(
     bundle: SongrecBundle, catalog: pd.DataFrame, eval_playlists: pd.DataFrame, ks: Sequence[int]
 ) -> BundleResults:
     """Every offline metric of a bundle on the given data: the evaluate stage measures the new
-    bundle with it, and the promotion gate the champion, so both are measured alike."""
+    bundle with it, and the promotion gate the champion, so both are measured alike. Lists are
+    ranked as the API serves them by default (the bundle's diversity setting)."""
     test = catalog[catalog["split"] == "test"]
+    ranking = served_ranking(
+        bundle.recommender, bundle.catalog["track_artist"], bundle.max_per_artist, max(ks)
+    )
     return BundleResults(
         genre=genre_metrics(bundle, test),
         popularity=popularity_metrics(bundle, test),
-        per_playlist=continuation_per_playlist(bundle.recommender, bundle.track_index, eval_playlists, ks),
+        per_playlist=continuation_per_playlist(ranking, bundle.track_index, eval_playlists, ks),
         test_tracks=len(test),
     )
 

@@ -75,3 +75,35 @@ def continuation_plot(results: Mapping[str, Mapping[str, float]], ks: Sequence[i
         axes.grid(axis="y", alpha=0.3)
     recall_axes.legend(loc="upper left")
     _save(figure, path)
+
+
+def diversity_tradeoff_plot(
+    table: Mapping[str, Mapping[str, float]], k: int, default: int | None, path: Path
+) -> None:
+    """Recall@k and NDCG@10 against distinct artists in the top 10, one point per diversity
+    setting (max_per_artist), the served default marked."""
+    figure, axes = plt.subplots(figsize=(6.5, 4.5))
+    distinct = [row["distinct_artists_at_10"] for row in table.values()]
+    served = "10" if default is None else str(default)
+    for metric, marker in ((f"recall_at_{k}", "o"), ("ndcg_at_10", "s")):
+        values = [row[metric] for row in table.values()]
+        axes.plot(distinct, values, marker=marker, label=metric.replace("_at_", "@"))
+        if metric != "ndcg_at_10":
+            continue
+        # The settings, once, under the NDCG points (close settings alternate above and below).
+        for number, (setting, x, y) in enumerate(zip(table, distinct, values, strict=True)):
+            axes.annotate(
+                f"{setting}{' (default)' if setting == served else ''}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, -14 if number % 2 == 0 else 8),
+                ha="center",
+                fontsize=8,
+                fontweight="bold" if setting == served else "normal",
+            )
+    axes.set_xlabel("distinct artists in the top 10 (mean over playlists)")
+    axes.set_ylabel("score")
+    axes.set_title("Diversity against accuracy, by max_per_artist (10: no cap)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save(figure, path)

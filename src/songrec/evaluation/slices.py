@@ -6,7 +6,8 @@
   visible playlist with one of the playlist's tracks) and on the rest, for songrec and for plain
   co-occurrence, so a weak use of co-listening shows.
 - How varied the lists are: distinct artists in the top 10, the share of the catalog that
-  appears in any top 100 (coverage), and novelty (mean self-information of the top 10).
+  appears in any top 100 (coverage), and novelty (mean self-information of the top 10); and
+  what each diversity setting (max_per_artist) would cost in recall, for the trade-off plot.
 
 Pure functions of a bundle and DataFrames, like metrics.py.
 """
@@ -24,6 +25,10 @@ from songrec.evaluation.metrics import genre_metrics, popularity_metrics
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Playlist, Recommender, top_k
 from songrec.models.recommender.baselines import CooccurrenceRecommender
+from songrec.models.recommender.diversity import PAGE, artist_codes, candidates_for, spread_artists
+
+# The diversity settings the trade-off is measured at (PAGE: no cap).
+DIVERSITY_SETTINGS = (1, 2, 3, 4, 5, PAGE)
 
 
 def artist_slices(bundle: SongrecBundle, catalog: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -111,3 +116,43 @@ def diversity(lists: Sequence[RankedPlaylist], catalog: pd.DataFrame, top: int =
         "coverage_at_100": len(covered) / len(catalog),
         f"novelty_at_{top}": float(np.mean([information[entry.ranked[:top]].mean() for entry in lists])),
     }
+
+
+def diversity_tradeoff(
+    recommender: Recommender,
+    cooccurrence: CooccurrenceRecommender,
+    track_index: pd.Index,
+    eval_playlists: pd.DataFrame,
+    catalog: pd.DataFrame,
+    k: int,
+) -> dict[str, dict[str, float]]:
+    """For each of DIVERSITY_SETTINGS: Recall@k, NDCG@10 and the diversity figures of the lists
+    spread with that cap. Each playlist is scored once; its best tracks are spread per setting."""
+    codes = artist_codes(catalog["track_artist"])
+    discounts = 1.0 / np.log2(np.arange(2, PAGE + 2))
+    unspread = ranked_playlists(
+        recommender, cooccurrence, track_index, eval_playlists, candidates_for(recommender, k, 1)
+    )
+    table = {}
+    for cap in DIVERSITY_SETTINGS:
+        lists = [
+            RankedPlaylist(
+                entry.seeds,
+                entry.targets,
+                entry.reachable,
+                entry.ranked[spread_artists(entry.ranked, codes[entry.ranked], cap)][:k],
+            )
+            for entry in unspread
+        ]
+        recalls = [float(np.isin(entry.targets, entry.ranked).mean()) for entry in lists]
+        ndcgs = [
+            float(np.isin(entry.ranked[:PAGE], entry.targets) @ discounts[: len(entry.ranked[:PAGE])])
+            / discounts[: min(len(entry.targets), PAGE)].sum()
+            for entry in lists
+        ]
+        table[str(cap)] = {
+            f"recall_at_{k}": float(np.mean(recalls)) if recalls else 0.0,
+            f"ndcg_at_{PAGE}": float(np.mean(ndcgs)) if ndcgs else 0.0,
+            **diversity(lists, catalog),
+        }
+    return table

@@ -23,6 +23,10 @@ DISPLAY_COLUMNS = ("track_id", "track_name", "track_artist", "track_album_name",
 class SongrecBundle:
     """Everything needed to answer a request, fitted together and versioned together."""
 
+    # The diversity setting served by default (models/recommender/diversity.py); a bundle pickled
+    # before it existed has none, and ranks as it always did.
+    max_per_artist: int | None = None
+
     def __init__(
         self,
         catalog: pd.DataFrame,
@@ -32,6 +36,7 @@ class SongrecBundle:
         popularity_model: Any,
         numeric_features: Sequence[str],
         metadata: dict[str, Any] | None = None,
+        max_per_artist: int | None = None,
     ) -> None:
         self.numeric_features = tuple(numeric_features)
         keep = list(dict.fromkeys([*DISPLAY_COLUMNS, "track_album_id", *self.numeric_features, "genre"]))
@@ -42,6 +47,7 @@ class SongrecBundle:
         self.popularity_model = popularity_model
         self.genres = tuple(str(g) for g in genre_model.classes_)
         self.metadata = dict(metadata or {})
+        self.max_per_artist = max_per_artist
         self.track_index = pd.Index(self.catalog["track_id"])
         # Tracks without a visible label show the genre the classifier gives them.
         unlabeled = self.catalog["genre"].isna().to_numpy()

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from songrec.models.bundle import SongrecBundle
-from songrec.models.recommender.base import Playlist, best_tracks
+from songrec.models.recommender.base import Playlist
+from songrec.models.recommender.diversity import artist_codes, spread_best_tracks
 from songrec.models.recommender.hybrid import HybridRecommender
 
 SPOTIFY_TRACK_URL = "https://open.spotify.com/track/{}"
@@ -68,6 +69,7 @@ class CatalogView:
         self.track_ids: list[str] = catalog["track_id"].astype(str).tolist()
         self.names = _texts(catalog["track_name"])
         self.artists = _texts(catalog["track_artist"])
+        self.artist_codes = artist_codes(catalog["track_artist"])
         self.albums = _texts(catalog["track_album_name"])
         self.years = _integers(catalog["year"])
         self.popularity = _integers(catalog["popularity"])
@@ -134,12 +136,16 @@ class CatalogView:
 
     # ----------------------------------------------------------------------- answers
 
-    def recommend(self, resolved: Resolved, rows: Sequence[FeatureRow], k: int) -> RecommendAnswer:
-        """The k best tracks for the playlist (never its own), best first, as dicts: rank,
-        track_id, track_name, track_artist, genre, score (the shown chance, 6 decimals) and
+    def recommend(
+        self, resolved: Resolved, rows: Sequence[FeatureRow], k: int, max_per_artist: int | None = None
+    ) -> RecommendAnswer:
+        """The k best tracks for the playlist (never its own), best first, at most
+        `max_per_artist` of one artist on each page of 10 (None: the bundle's default), as dicts:
+        rank, track_id, track_name, track_artist, genre, score (the shown chance, 6 decimals) and
         spotify_url; also the ids the catalog does not know."""
         playlist = self.playlist(resolved.positions, rows)
-        best, shown = best_tracks(self.bundle.recommender, playlist, k)
+        cap = self.bundle.max_per_artist if max_per_artist is None else max_per_artist
+        best, shown = spread_best_tracks(self.bundle.recommender, playlist, k, self.artist_codes, cap)
         tracks = self.ranked(best.tolist(), np.round(shown, 6).tolist())
         return RecommendAnswer(tracks=tracks, unknown_track_ids=resolved.unknown)
 

@@ -3,7 +3,8 @@
 `predict(model_input, params={"task": ..., "k": ...})`:
 - task "recommend" (default): the rows are one playlist's tracks; the answer is the top-k
   tracks, best first (RECOMMENDATION_TYPES: the output schema the logged signature declares),
-  as the API's CatalogView answers. k is 1 to MAX_K (default 10).
+  as the API's CatalogView answers. k is 1 to MAX_K (default 10); `max_per_artist` (1 to 10,
+  default the model's) caps one artist's tracks on each page of 10.
 - task "genre": one row out per row in, in the input's order: the predicted genre and the
   probability of every genre (`p_<genre>`).
 - task "popularity": one row out per row in, in the input's order: `popularity` (0 to 100).
@@ -55,6 +56,7 @@ except ImportError:  # pragma: no cover
 
 from songrec.models.bundle import SongrecBundle
 from songrec.models.catalog_view import CatalogView, RecommendAnswer, feature_rows
+from songrec.models.recommender.diversity import PAGE
 
 TASKS = ("recommend", "genre", "popularity")
 DEFAULT_K = 10
@@ -110,10 +112,14 @@ class SongrecPyfunc(PythonModel):  # type: ignore[misc,unused-ignore]
             raise RuntimeError("the bundle is not loaded")
         bundle = self.view.bundle
         task, k = read_params(params)
+        cap = read_max_per_artist(params)
         rows = split_rows(input_frame(model_input, bundle.numeric_features), bundle)
         if task == "recommend":
             answer = self.view.recommend(
-                self.view.resolve(rows.catalog_ids()), feature_rows(rows.features, bundle.numeric_features), k
+                self.view.resolve(rows.catalog_ids()),
+                feature_rows(rows.features, bundle.numeric_features),
+                k,
+                cap,
             )
             return recommendations_frame(answer)
         tracks = rows.model_inputs(bundle)
@@ -137,6 +143,16 @@ def read_params(params: dict[str, Any] | None) -> tuple[str, int]:
     if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= int(k) <= MAX_K:
         raise InvalidModelInput(f"k must be a whole number from 1 to {MAX_K}; got {k!r}")
     return str(task), int(k)
+
+
+def read_max_per_artist(params: dict[str, Any] | None) -> int | None:
+    """The diversity setting, checked: 1 to PAGE, or None (the model's default)."""
+    cap = (params or {}).get("max_per_artist")
+    if cap is None:
+        return None
+    if isinstance(cap, bool) or not isinstance(cap, Integral) or not 1 <= int(cap) <= PAGE:
+        raise InvalidModelInput(f"max_per_artist must be a whole number from 1 to {PAGE}; got {cap!r}")
+    return int(cap)
 
 
 def recommendations_frame(answer: RecommendAnswer) -> pd.DataFrame:

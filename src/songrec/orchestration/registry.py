@@ -140,7 +140,12 @@ STAGES: tuple[Stage, ...] = (
         metrics=lambda m: list(m.evaluate().metric_files.values()),
         plots=lambda m: [
             m.evaluate().plots_dir / name
-            for name in ("confusion_matrix.png", "popularity.png", "continuation.png")
+            for name in (
+                "confusion_matrix.png",
+                "popularity.png",
+                "continuation.png",
+                "diversity_tradeoff.png",
+            )
         ],
         # The bundle's recommender and predictors: their code scores, whatever the bundle's bytes.
         unpickles=(

@@ -225,8 +225,9 @@ def suggest_recommender(trial: optuna.Trial) -> RecommenderParams:
 
 
 def tuned_values(params: BoostingParams | RecommenderParams) -> dict[str, Any]:
-    """The searched values of a parameter set (the recommender's `name` is not searched)."""
-    return {key: value for key, value in asdict(params).items() if key != "name"}
+    """The searched values of a parameter set (the recommender's `name` and `max_per_artist`, a
+    ranking setting chosen by bench/diversity.py, are not searched)."""
+    return {key: value for key, value in asdict(params).items() if key not in ("name", "max_per_artist")}
 
 
 # ----------------------------------------------------------------------------- the study

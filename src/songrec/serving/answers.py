@@ -47,7 +47,7 @@ def answer_recommend(body: RecommendRequest, request: Request, served: ServedMod
         k=body.k,
     )
     require_known(resolved, rows)
-    answer = view.recommend(resolved, rows, body.k)
+    answer = view.recommend(resolved, rows, body.k, body.max_per_artist)
     note(request, recommendations=[(t["rank"], t["track_id"], t["score"]) for t in answer.tracks])
     request.app.state.services.recent.add(request_id(request), (t["track_id"] for t in answer.tracks))
     return {

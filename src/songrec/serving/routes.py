@@ -230,6 +230,7 @@ def api_router(models: RequestModels, config: ServeConfig) -> APIRouter:
             "loaded_at": served.loaded_at,
             "catalog_tracks": len(served.bundle),
             "recommender": served.bundle.recommender_name,
+            "max_per_artist": served.bundle.max_per_artist,
         }
 
     @router.get(

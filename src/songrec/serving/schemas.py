@@ -36,6 +36,7 @@ from pydantic_core import PydanticCustomError
 from songrec.config.stage_configs import ServeConfig
 from songrec.contract.features import numeric_features
 from songrec.contract.schema import ColumnRule, DataSchema
+from songrec.models.recommender.diversity import PAGE
 
 # `year` (contract/features.py) is the release year of this column of the source data.
 RELEASE_DATE_COLUMN = "track_album_release_date"
@@ -82,6 +83,7 @@ class PlaylistRequest(BaseModel):
 
 class RecommendRequest(PlaylistRequest):
     k: int
+    max_per_artist: int | None = None
 
 
 class BatchRequest(PlaylistRequest):
@@ -130,6 +132,14 @@ def build_request_models(schema: DataSchema, config: ServeConfig) -> RequestMode
         k=(
             Annotated[int, Strict(), Field(ge=1, le=config.max_k)],
             Field(config.default_k, description=f"How many tracks to recommend (1 to {config.max_k})."),
+        ),
+        max_per_artist=(
+            Annotated[int, Strict(), Field(ge=1, le=PAGE)] | None,
+            Field(
+                None,
+                description=f"At most this many tracks of one artist on each page of {PAGE} ({PAGE}: "
+                "no cap); left out, the model's default (`max_per_artist` of GET /ready).",
+            ),
         ),
         **playlist,
     )
@@ -351,6 +361,9 @@ class ReadyResponse(BaseModel):
     loaded_at: datetime
     catalog_tracks: int
     recommender: str
+    max_per_artist: int | None = Field(
+        description="The model's default diversity setting for /recommend (null: no cap)."
+    )
 
 
 class ReloadResponse(BaseModel):

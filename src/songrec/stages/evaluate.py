@@ -30,8 +30,19 @@ from songrec.core.io import load_model, read_json, read_parquet, require, write_
 from songrec.core.progress import heartbeat
 from songrec.evaluation.bootstrap import Interval, intervals
 from songrec.evaluation.metrics import continuation_metrics, measure_bundle
-from songrec.evaluation.plots import confusion_matrix_plot, continuation_plot, popularity_plot
-from songrec.evaluation.slices import artist_slices, diversity, ranked_playlists, recall_by_reach
+from songrec.evaluation.plots import (
+    confusion_matrix_plot,
+    continuation_plot,
+    diversity_tradeoff_plot,
+    popularity_plot,
+)
+from songrec.evaluation.slices import (
+    artist_slices,
+    diversity,
+    diversity_tradeoff,
+    ranked_playlists,
+    recall_by_reach,
+)
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Recommender
 from songrec.models.recommender.baselines import (
@@ -39,6 +50,7 @@ from songrec.models.recommender.baselines import (
     MostPopularRecommender,
     RandomRecommender,
 )
+from songrec.models.recommender.diversity import served_ranking
 from songrec.models.reference import ReferenceRecommender
 from songrec.tracking.lineage import run_lineage
 from songrec.tracking.promotion import register_candidate
@@ -91,8 +103,10 @@ def evaluate_offline(
     # 95% bootstrap intervals of the headline metrics: over test tracks, over evaluation playlists.
     spans = intervals(measured.evidence, ["genre_macro_f1", "popularity_r2", *measured.per_playlist], seed)
     recommender_json["songrec_ci95"] = {name: _span(spans[name]) for name in measured.per_playlist}
-    # Slices: co-occurrence-reachable hidden tracks or not, and how varied the lists are.
-    songrec_lists = ranked_playlists(bundle.recommender, cooccurrence, index, eval_playlists, top)
+    # Slices: co-occurrence-reachable hidden tracks or not, and how varied the lists are (as
+    # served: with the bundle's diversity setting), and what each other setting would give.
+    served = served_ranking(bundle.recommender, catalog["track_artist"], bundle.max_per_artist, top)
+    songrec_lists = ranked_playlists(served, cooccurrence, index, eval_playlists, top)
     cooccurrence_lists = ranked_playlists(cooccurrence, cooccurrence, index, eval_playlists, top)
     recommender_json["by_reach"] = {
         "songrec": recall_by_reach(songrec_lists, top),
@@ -102,6 +116,10 @@ def evaluate_offline(
         "songrec": diversity(songrec_lists, catalog),
         "cooccurrence": diversity(cooccurrence_lists, catalog),
     }
+    recommender_json["max_per_artist"] = bundle.max_per_artist
+    recommender_json["diversity_tradeoff"] = diversity_tradeoff(
+        bundle.recommender, cooccurrence, index, eval_playlists, catalog, top
+    )
     by_artist = artist_slices(bundle, catalog)
     test_tracks = measured.test_tracks
     return {
@@ -160,6 +178,13 @@ def write_outputs(config: EvaluateConfig, results: dict[str, Any]) -> None:
     actual, predicted = results["_popularity"]
     popularity_plot(actual, predicted, results["popularity"]["r2"], config.plots_dir / "popularity.png")
     continuation_plot(results["continuation"], config.k, config.plots_dir / "continuation.png")
+    recommender = results["recommender"]
+    diversity_tradeoff_plot(
+        recommender["diversity_tradeoff"],
+        max(config.k),
+        recommender["max_per_artist"],
+        config.plots_dir / "diversity_tradeoff.png",
+    )
 
 
 def example_playlist(bundle: SongrecBundle) -> pd.DataFrame:

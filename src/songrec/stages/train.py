@@ -21,6 +21,7 @@ from songrec.core.progress import heartbeat
 from songrec.models.bundle import SongrecBundle
 from songrec.models.predictors import genre_classifier, model_inputs, popularity_regressor
 from songrec.models.recommender.base import Recommender
+from songrec.models.recommender.diversity import effective_cap
 from songrec.models.recommender.hybrid import HybridRecommender
 from songrec.models.reference import ReferenceModel, ReferenceRecommender
 
@@ -68,6 +69,7 @@ def train_bundle(
         popularity_model=popularity,
         numeric_features=numeric,
         metadata={"seed": config.seed, "training_tracks": len(train), "catalog_tracks": len(catalog)},
+        max_per_artist=effective_cap(config.recommender.max_per_artist),
     )
 
 

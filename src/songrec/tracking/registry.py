@@ -77,5 +77,11 @@ def model_signature(numeric_features: tuple[str, ...], integer_features: frozens
             for name, dtype in RECOMMENDATION_TYPES.items()
         ]
     )
-    params = ParamSchema([ParamSpec("task", "string", "recommend"), ParamSpec("k", "long", DEFAULT_K)])
+    params = ParamSchema(
+        [
+            ParamSpec("task", "string", "recommend"),
+            ParamSpec("k", "long", DEFAULT_K),
+            ParamSpec("max_per_artist", "long", None),  # None: the model's default
+        ]
+    )
     return ModelSignature(inputs=Schema(columns), outputs=outputs, params=params)

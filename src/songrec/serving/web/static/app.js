@@ -189,11 +189,14 @@
     showError("");
     const trackIds = [...playlist.keys()];
     const k = Number.parseInt($("#k-input").value, 10);
+    const request = { track_ids: trackIds, k };
+    const cap = $("#artist-cap").value;  // empty: the model's default
+    if (cap) request.max_per_artist = Number.parseInt(cap, 10);
     const button = $("#recommend-button");
     button.disabled = true;
     try {
       const [recommended, genre, popularity] = await Promise.all([
-        call("POST", "/recommend", { track_ids: trackIds, k }),
+        call("POST", "/recommend", request),
         call("POST", "/predict/genre", { track_ids: trackIds }),
         call("POST", "/predict/popularity", { track_ids: trackIds }),
       ]);
