@@ -25,6 +25,7 @@ def test_a_cap_moves_an_artists_extra_tracks_to_the_next_page_and_loses_none() -
     codes = np.array([0] * 8 + list(range(1, 13)))
     order = spread_artists(np.arange(20), codes, 2)
     assert sorted(order.tolist()) == list(range(20))  # a reordering, nothing dropped
+    assert spread_artists(np.arange(20), codes, 2, limit=12).tolist() == order[:12].tolist()
     first_page = order[:PAGE].tolist()
     assert first_page == [0, 1, 8, 9, 10, 11, 12, 13, 14, 15]  # two of artist 0, then the best others
     second_page = order[PAGE:].tolist()

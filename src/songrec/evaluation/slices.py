@@ -140,7 +140,7 @@ def diversity_tradeoff(
                 entry.seeds,
                 entry.targets,
                 entry.reachable,
-                entry.ranked[spread_artists(entry.ranked, codes[entry.ranked], cap)][:k],
+                entry.ranked[spread_artists(entry.ranked, codes[entry.ranked], cap, limit=k)],
             )
             for entry in unspread
         ]

@@ -34,27 +34,29 @@ def candidates_for(recommender: Recommender, k: int, max_per_artist: int | None)
     return max(k + EXTRA_CANDIDATES, int(getattr(recommender, "candidates_per_playlist", 0)))
 
 
-def spread_artists(ranked: np.ndarray, artist_codes: np.ndarray, max_per_artist: int | None) -> np.ndarray:
+def spread_artists(
+    ranked: np.ndarray, artist_codes: np.ndarray, max_per_artist: int | None, limit: int | None = None
+) -> np.ndarray:
     """Indices into `ranked` (best first), reordered so that no page of PAGE ranks holds more than
     `max_per_artist` tracks of one artist, earlier ranks first within that rule (tracks that fill
     a page the cap could not fill come last on it). `artist_codes`: each ranked track's artist
-    (-1: unknown, never capped). None: the order as it is."""
-    count = len(ranked)
+    (-1: unknown, never capped). None: the order as it is. `limit`: only the first that many."""
+    count = len(ranked) if limit is None else min(limit, len(ranked))
     if max_per_artist is not None and max_per_artist < 1:
         raise ValueError(f"max_per_artist must be 1 or more, not {max_per_artist}")
     max_per_artist = effective_cap(max_per_artist)
-    if max_per_artist is None or count == 0:
+    if max_per_artist is None:
         return np.arange(count)
-    waiting = list(range(count))
+    waiting = list(range(len(ranked)))
     order: list[int] = []
-    while waiting:
+    while waiting and len(order) < count:
         on_page: dict[int, int] = {}
         page: list[int] = []
         passed: list[int] = []
-        for index in waiting:
+        for seen, index in enumerate(waiting):
             if len(page) == PAGE:
-                passed.append(index)
-                continue
+                passed.extend(waiting[seen:])
+                break
             artist = int(artist_codes[index])
             if artist >= 0 and on_page.get(artist, 0) >= max_per_artist:
                 passed.append(index)
@@ -67,7 +69,7 @@ def spread_artists(ranked: np.ndarray, artist_codes: np.ndarray, max_per_artist:
             page.append(passed.pop(0))
         order.extend(page)
         waiting = sorted(passed)
-    return np.asarray(order, dtype=np.int64)
+    return np.asarray(order[:count], dtype=np.int64)
 
 
 def artist_codes(artists: pd.Series) -> np.ndarray:
@@ -81,7 +83,7 @@ def spread_best_tracks(
     """best_tracks, k of them, spread over artists page by page (`codes`: artist_codes of the
     recommender's catalog), with their scores."""
     best, shown = best_tracks(recommender, playlist, candidates_for(recommender, k, max_per_artist))
-    order = spread_artists(best, codes[best], max_per_artist)[:k]
+    order = spread_artists(best, codes[best], max_per_artist, limit=k)
     return best[order], shown[order]
 
 
@@ -105,7 +107,7 @@ class ArtistSpread:
             candidates_for(self.recommender, self.depth, self.max_per_artist),
             exclude=playlist.positions,
         )
-        spread = best[spread_artists(best, self.codes[best], self.max_per_artist)]
+        spread = best[spread_artists(best, self.codes[best], self.max_per_artist, limit=self.depth)]
         ranked = scores.copy()
         # Whole numbers above the best score: exact in the float32 that top_k compares.
         ranked[spread] = np.floor(scores.max()) + 1.0 + np.arange(len(spread), 0, -1)
