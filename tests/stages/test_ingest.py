@@ -94,6 +94,16 @@ def test_unreadable_sources_fail_clearly(project: Path, payload: bytes, message:
     assert str(path) in str(error.value)
 
 
+def test_a_csv_cut_mid_row_is_refused_not_read_as_empty_values(project: Path, small_csv: bytes) -> None:
+    path = project / "data" / "source" / "cut.csv"
+    whole = project / "data" / "source" / "whole.csv"
+    whole.write_bytes(small_csv.rstrip(b"\n"))  # no final line break, but a whole row: fine
+    assert ingest.run(use_source(project, str(whole)))["rows"] == 50
+    path.write_bytes(small_csv[: small_csv.rstrip(b"\n").rfind(b",", 0, -40)])  # the last row cut short
+    with pytest.raises(IngestionError, match=r"cut.csv ends in the middle of a row: line 51 has \d+ of"):
+        ingest.run(use_source(project, str(path)))
+
+
 def test_wrong_sha256_fails_and_keeps_the_previous_raw_data(project: Path) -> None:
     manager = ConfigurationManager(project)
     ingest.run(manager)

@@ -13,6 +13,7 @@ the log, not the file. The same inputs give the same bytes on any machine, and d
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -92,6 +93,7 @@ def parse_tracks(payload: bytes, source: str) -> pd.DataFrame:
     text = decode_csv_bytes(payload, source)
     if not text.strip():
         raise IngestionError(f"{source} holds no CSV content")
+    check_last_row(text, source)
     try:
         frame = pd.read_csv(io.BytesIO(text), low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
@@ -99,6 +101,25 @@ def parse_tracks(payload: bytes, source: str) -> pd.DataFrame:
     if frame.empty:
         raise IngestionError(f"{source} has a header but no rows")
     return frame
+
+
+def check_last_row(text: bytes, source: str) -> None:
+    """A file cut short ends in the middle of a row, with no line break and fewer fields than
+    the header: say so, instead of letting the row's missing fields look like empty values."""
+    if text.endswith((b"\n", b"\r")):
+        return
+    header, _, _ = text.partition(b"\n")
+    last = text.rsplit(b"\n", 1)[-1]
+
+    def fields(line: bytes) -> int:
+        return len(next(csv.reader([line.decode("utf-8", errors="replace")]), []))
+
+    if fields(last) < fields(header):
+        line = text.count(b"\n") + 1
+        raise IngestionError(
+            f"{source} ends in the middle of a row: line {line} has {fields(last)} of the header's "
+            f"{fields(header)} fields and no line break (the file was cut short; fetch it again)"
+        )
 
 
 def ingestion_record(source: str, sha256: str, frame: pd.DataFrame, size: int) -> dict[str, Any]:
