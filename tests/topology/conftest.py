@@ -3,6 +3,7 @@ services of the image as processes with a clean environment, and watch their mem
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,9 +11,11 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from tests.conftest import BIN, ROOT
@@ -188,3 +191,48 @@ def wait_for(what: str, check: Any, timeout: float, interval: float = 1.0) -> An
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not after {timeout:.0f} s")
         time.sleep(interval)
+
+
+# A plain trigger of songrec_training: plan, route to the stages; no experiment, no release
+# (evaluate names the first champion).
+RAN_TASKS = ("plan", "route", "ingest", "validate", "transform", "train_reference", "train", "evaluate")
+SKIPPED_TASKS = ("experiment", "release")
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    run_id: str
+    state: str  # success or failed
+    tasks: list[dict[str, Any]]  # the run's task instances, as the REST API gives them
+    evaluate: dict[str, Any]  # the evaluate task's return value (its XCom), when the run succeeded
+
+
+def run_songrec_training(airflow_url: str, admin_password: str, timeout: float) -> TrainingRun:
+    """Through Airflow's REST API v2, as a user would: log in, wait until songrec_training is
+    parsed, unpause it, trigger a plain run and wait until it ends."""
+    token = requests.post(
+        f"{airflow_url}/auth/token", json={"username": "admin", "password": admin_password}, timeout=60
+    )
+    assert token.status_code in (200, 201), token.text
+    rest = requests.Session()
+    rest.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    dag_url = f"{airflow_url}/api/v2/dags/songrec_training"
+    wait_for("songrec_training parsed", lambda: rest.get(dag_url, timeout=30).status_code == 200, 300, 2)
+    assert rest.patch(dag_url, json={"is_paused": False}, timeout=30).status_code == 200
+    triggered = rest.post(f"{dag_url}/dagRuns", json={"logical_date": None}, timeout=30)
+    assert triggered.status_code == 200, triggered.text
+    run_id = triggered.json()["dag_run_id"]
+
+    def finished() -> str | None:
+        state = rest.get(f"{dag_url}/dagRuns/{run_id}", timeout=30).json()["state"]
+        return state if state in ("success", "failed") else None
+
+    state = wait_for("the songrec_training run", finished, timeout, 3)
+    tasks = rest.get(f"{dag_url}/dagRuns/{run_id}/taskInstances", timeout=30).json()["task_instances"]
+    evaluate: Any = {}
+    if state == "success":
+        evaluate = rest.get(
+            f"{dag_url}/dagRuns/{run_id}/taskInstances/evaluate/xcomEntries/return_value", timeout=30
+        ).json()["value"]
+        evaluate = json.loads(evaluate) if isinstance(evaluate, str) else evaluate
+    return TrainingRun(run_id, state, tasks, evaluate)

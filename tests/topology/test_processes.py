@@ -15,7 +15,6 @@ Everything started is stopped; the databases and roles are dropped, the Redis da
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -37,12 +36,15 @@ from tests.services import wait_http
 from tests.topology.conftest import (
     ENV_EXAMPLE,
     PG_INIT,
+    RAN_TASKS,
     SERVICE_BIN,
+    SKIPPED_TASKS,
     MemoryWatch,
     clean_environment,
     load_compose,
     read_env_file,
     run_role,
+    run_songrec_training,
     service,
     service_environment,
     wait_for,
@@ -52,9 +54,6 @@ pytestmark = pytest.mark.slow
 
 PG = "postgresql+psycopg://{user}:{password}@127.0.0.1:5432/{db}"
 REDIS_DB = 13  # a database number nothing else here uses; flushed before and after
-# A plain trigger: plan, route to the stages; no experiment, no release (evaluate names the first champion).
-RAN_TASKS = ("plan", "route", "ingest", "validate", "transform", "train_reference", "train", "evaluate")
-SKIPPED_TASKS = ("experiment", "release")
 
 
 @dataclass(frozen=True)
@@ -307,34 +306,11 @@ def test_the_compose_topology_runs_as_processes(
         assert requests.get(search, headers={"Host": "attacker.example"}, timeout=30).status_code == 403
 
         # Trigger songrec_training through the REST API v2.
-        token = requests.post(
-            f"{airflow_url}/auth/token",
-            json={"username": "admin", "password": dotenv["AIRFLOW_ADMIN_PASSWORD"]},
-            timeout=60,
-        )
-        assert token.status_code in (200, 201), token.text
-        rest = requests.Session()
-        rest.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-        dag_url = f"{airflow_url}/api/v2/dags/songrec_training"
-        wait_for("songrec_training parsed", lambda: rest.get(dag_url, timeout=30).status_code == 200, 180, 2)
-        assert rest.patch(dag_url, json={"is_paused": False}, timeout=30).status_code == 200
         mark = time.monotonic()
-        triggered = rest.post(f"{dag_url}/dagRuns", json={"logical_date": None}, timeout=30)
-        assert triggered.status_code == 200, triggered.text
-        run_id = triggered.json()["dag_run_id"]
-
-        def finished() -> str | None:
-            state = rest.get(f"{dag_url}/dagRuns/{run_id}", timeout=30).json()["state"]
-            return state if state in ("success", "failed") else None
-
-        state = wait_for("the songrec_training run", finished, 1200, 3)
+        run = run_songrec_training(airflow_url, dotenv["AIRFLOW_ADMIN_PASSWORD"], 1200)
         timings["songrec_training run"] = time.monotonic() - mark
-        tasks = rest.get(f"{dag_url}/dagRuns/{run_id}/taskInstances", timeout=30).json()["task_instances"]
-        assert state == "success", {t["task_id"]: t["state"] for t in tasks}
-        evaluate = rest.get(
-            f"{dag_url}/dagRuns/{run_id}/taskInstances/evaluate/xcomEntries/return_value", timeout=30
-        ).json()["value"]
-        evaluate = json.loads(evaluate) if isinstance(evaluate, str) else evaluate
+        assert run.state == "success", {t["task_id"]: t["state"] for t in run.tasks}
+        run_id, evaluate = run.run_id, run.evaluate
         assert evaluate["promoted"] is True, evaluate
         champion = str(evaluate["champion_version_after"])
 
