@@ -84,6 +84,7 @@ def test_an_unknown_key_is_an_error_with_the_nearest_known_one(
         ("transform.holdout_share", 1.5, r"must be a share in \(0, 1\)"),
         ("transform.min_playlist_tracks", "ten", "must be of type int"),
         ("train.genre.max_iter", 0, "must be a positive integer"),
+        ("train.cold_start.popularity_cold_share", 1.5, r"must be in \[0, 1\]"),
         ("evaluate.k", [10, -5], "positive integers"),
         ("train_reference.features", ["tempo", "colour"], "not audio features"),
     ],

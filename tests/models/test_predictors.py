@@ -18,16 +18,11 @@ def test_fast_encoding_and_predictions_equal_sklearns(trained_project: Path) -> 
     tracks.loc[tracks.index[:20], "track_artist"] = "An Artist Nobody Knows"  # unknown: the mean
     tracks.loc[tracks.index[20:30], "track_album_id"] = None  # missing: the unknown category
     inputs = model_inputs(tracks, bundle.numeric_features)
-    for pipeline in (bundle.genre_model, bundle.popularity_model):
+    genre, popularity = bundle.genre_model.warm, bundle.popularity_model.warm  # the sklearn pipelines
+    for pipeline in (genre, popularity):
         np.testing.assert_array_equal(encode(pipeline[0], inputs), pipeline[0].transform(inputs))
-    np.testing.assert_array_equal(
-        predict_proba(bundle.genre_model, inputs), bundle.genre_model.predict_proba(inputs)
-    )
-    np.testing.assert_array_equal(
-        predict(bundle.popularity_model, inputs), bundle.popularity_model.predict(inputs)
-    )
+    np.testing.assert_array_equal(predict_proba(genre, inputs), genre.predict_proba(inputs))
+    np.testing.assert_array_equal(predict(popularity, inputs), popularity.predict(inputs))
     # Feature rows alone (no artist, no album), as /predict and the stream scorer send them.
     bare = model_inputs(tracks[list(bundle.numeric_features)], bundle.numeric_features)
-    np.testing.assert_array_equal(
-        predict(bundle.popularity_model, bare), bundle.popularity_model.predict(bare)
-    )
+    np.testing.assert_array_equal(predict(popularity, bare), popularity.predict(bare))

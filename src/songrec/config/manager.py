@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from songrec.config.environment import Environment
-from songrec.config.params import BoostingParams, RecommenderParams
+from songrec.config.params import RecommenderParams
 from songrec.config.rules import CONFIG_FILE, PARAMS_FILE, SCHEMA_FILE, Section, find_project_root, load_yaml
 from songrec.config.schema_file import read_schema
 from songrec.config.stage_configs import (
@@ -28,6 +28,7 @@ from songrec.config.stage_configs import (
     TransformConfig,
     ValidateConfig,
 )
+from songrec.config.train_params import boosting_params, cold_start_params
 from songrec.contract.schema import DataSchema
 
 RECOMMENDERS = ("hybrid", "reference")
@@ -210,19 +211,9 @@ class ConfigurationManager:
             schema=self.schema,
             seed=self.seed,
             recommender=recommender,
-            genre=self._read_boosting(params.section("genre")),
-            popularity=self._read_boosting(params.section("popularity")),
-        )
-
-    @staticmethod
-    def _read_boosting(section: Section) -> BoostingParams:
-        return BoostingParams(
-            max_iter=section.positive_int("max_iter"),
-            learning_rate=section.positive_float("learning_rate"),
-            max_leaf_nodes=section.get("max_leaf_nodes", int, check=lambda v: v >= 2, rule="must be >= 2"),
-            l2_regularization=section.get(
-                "l2_regularization", float, check=lambda v: v >= 0, rule="must be >= 0"
-            ),
+            genre=boosting_params(params.section("genre")),
+            popularity=boosting_params(params.section("popularity")),
+            cold_start=cold_start_params(params.section("cold_start")),
         )
 
     def _read_tracking(self, section: Section) -> TrackingConfig:

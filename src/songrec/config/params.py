@@ -26,3 +26,19 @@ class BoostingParams:
     learning_rate: float
     max_leaf_nodes: int
     l2_regularization: float
+
+
+@dataclass(frozen=True)
+class ColdStartParams:
+    """The cold models, for tracks by artists the training split lacks (models/cold_start.py)."""
+
+    # The share of training rows whose title and album name the cold models see blanked, so they
+    # also learn to predict from audio alone (a track given only by its features).
+    blank_text_share: float
+    # Boosting iterations of the cold genre model; its other settings are the warm model's.
+    genre_max_iter: int
+    # Each training row weighs 1/n^power, n its artist's training tracks (0: all rows alike).
+    artist_weight_power: float
+    # For a new artist's track: the cold model's share of the answer, the warm model's the rest.
+    genre_cold_share: float
+    popularity_cold_share: float

@@ -135,6 +135,9 @@ class Section:
             rule=f"must be a share in {low}, 1)",
         )
 
+    def fraction(self, key: str) -> float:
+        return self.get(key, float, check=lambda v: 0 <= v <= 1, rule="must be in [0, 1]")
+
     def positive_int(self, key: str) -> int:
         return self.get(key, int, check=lambda v: v > 0, rule="must be a positive integer")
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from songrec.config.params import BoostingParams, RecommenderParams
+from songrec.config.params import BoostingParams, ColdStartParams, RecommenderParams
 from songrec.contract.schema import DataSchema
 
 
@@ -99,6 +99,7 @@ class TrainConfig:
     recommender: RecommenderParams
     genre: BoostingParams
     popularity: BoostingParams
+    cold_start: ColdStartParams
 
     @property
     def bundle(self) -> Path:

@@ -133,9 +133,10 @@ def _target_encode(encoder: TargetEncoder, frame: pd.DataFrame) -> np.ndarray:
 
 
 def model_inputs(tracks: pd.DataFrame, numeric: Sequence[str]) -> pd.DataFrame:
-    """The columns both predictors read, with missing artist/album as the unknown category."""
+    """The columns the predictors read, a missing artist, album, title or album name as the
+    unknown category (the cold-start models read the last two, models/cold_start.py)."""
     frame = pd.DataFrame({name: tracks[name].astype("float64") for name in numeric})
-    for column in ("track_artist", "track_album_id"):
+    for column in ("track_artist", "track_album_id", "track_name", "track_album_name"):
         values = tracks[column] if column in tracks else pd.Series(UNKNOWN, index=tracks.index)
         frame[column] = values.fillna(UNKNOWN).astype(str).to_numpy()
     return frame

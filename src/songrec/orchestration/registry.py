@@ -152,6 +152,7 @@ STAGES: tuple[Stage, ...] = (
             "songrec.models.recommender.hybrid",
             "songrec.models.reference",
             "songrec.models.predictors",
+            "songrec.models.cold_start",
         ),
         summary=lambda m: _pick(
             read_json(m.evaluate().promotion_report),

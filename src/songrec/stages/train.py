@@ -19,6 +19,7 @@ from songrec.contract.features import numeric_features
 from songrec.core.io import load_model, read_parquet, require, save_model
 from songrec.core.progress import heartbeat
 from songrec.models.bundle import SongrecBundle
+from songrec.models.cold_start import fit_cold_start
 from songrec.models.predictors import genre_classifier, model_inputs, popularity_regressor
 from songrec.models.recommender.base import Recommender
 from songrec.models.recommender.diversity import effective_cap
@@ -53,20 +54,25 @@ def train_bundle(
     numeric = numeric_features(config.schema.audio_features)
     train = catalog[catalog["split"] == "train"]
     inputs = model_inputs(train, numeric)
+    genres, popularity = train["genre"].astype(str).to_numpy(), train["popularity"].to_numpy(dtype=float)
     with heartbeat("fitting the genre classifier", log):
-        genre = genre_classifier(config.genre, numeric, config.seed).fit(inputs, train["genre"].astype(str))
+        warm_genre = genre_classifier(config.genre, numeric, config.seed).fit(inputs, genres)
     with heartbeat("fitting the popularity regressor", log):
-        popularity = popularity_regressor(config.popularity, numeric, config.seed).fit(
-            inputs, train["popularity"]
-        )
+        warm_popularity = popularity_regressor(config.popularity, numeric, config.seed)
+        warm_popularity.fit(inputs, popularity)
+    with heartbeat("fitting the cold-start models (new artists)", log):
+        genre_model, popularity_model = fit_cold_start(
+            warm_genre, warm_popularity, config.cold_start, (config.genre, config.popularity),
+            numeric, inputs, genres, popularity, config.seed,
+        )  # fmt: skip
     with heartbeat(f"fitting the {config.recommender.name} recommender", log):
         recommender = fit_recommender(config, catalog, memberships, reference)
     return SongrecBundle(
         catalog=catalog,
         recommender=recommender,
         recommender_name=config.recommender.name,
-        genre_model=genre,
-        popularity_model=popularity,
+        genre_model=genre_model,
+        popularity_model=popularity_model,
         numeric_features=numeric,
         metadata={"seed": config.seed, "training_tracks": len(train), "catalog_tracks": len(catalog)},
         max_per_artist=effective_cap(config.recommender.max_per_artist),
