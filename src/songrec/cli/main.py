@@ -17,6 +17,7 @@ from songrec.cli import models, scoring
 from songrec.cli.common import load_config
 from songrec.cli.labels import labels
 from songrec.cli.stream import stream
+from songrec.cli.synth import synth
 from songrec.core.errors import SongrecError
 from songrec.orchestration.registry import STAGE_NAMES
 
@@ -300,6 +301,7 @@ for command in (models.ui, models.promote, models.rollback, models.summary, mode
     main.add_command(command)
 main.add_command(stream)
 main.add_command(labels)
+main.add_command(synth)
 
 
 if __name__ == "__main__":  # pragma: no cover
