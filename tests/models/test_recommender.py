@@ -16,9 +16,10 @@ from songrec.models.bundle import SongrecBundle
 from songrec.models.catalog_view import CatalogView, RecommendAnswer, feature_rows
 from songrec.models.recommender.base import Playlist, top_k
 from songrec.models.recommender.baselines import MostPopularRecommender, RandomRecommender
-from songrec.models.recommender.hybrid import HybridRecommender
+from songrec.models.recommender.colisten import COLISTEN_FEATURES
+from songrec.models.recommender.hybrid import MIN_CHANCE, HybridRecommender
 from songrec.models.recommender.index import MEMBERSHIP_SIGNALS, SIGNALS
-from songrec.models.recommender.reranker import candidate_features
+from songrec.models.recommender.reranker import RERANK_FEATURES, candidate_features
 from songrec.models.recommender.sparse_ops import membership_matrices
 
 
@@ -279,7 +280,11 @@ def _reranked(
     playlist = Playlist(positions=recommender.index_.track_ids.get_indexer(a_playlist(data, size=15)))
     linear = recommender.index_.weighted_score(playlist, recommender.weights_)
     candidates, features = candidate_features(
-        recommender.index_, playlist, linear, recommender.candidates_per_playlist
+        recommender.index_,
+        playlist,
+        linear,
+        recommender.candidates_per_playlist,
+        n_co_listened=recommender.co_listened_candidates,
     )
     return recommender, playlist, linear, candidates, features
 
@@ -287,12 +292,15 @@ def _reranked(
 def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
     recommender, playlist, linear, candidates, features = _reranked(bundle, data)
     seeds = playlist.positions
-    assert len(candidates) == min(recommender.candidates_per_playlist, len(linear) - len(seeds))
+    linear_best = top_k(linear, recommender.candidates_per_playlist, exclude=seeds)
+    assert set(linear_best) <= set(candidates)
+    assert len(candidates) <= len(linear_best) + recommender.co_listened_candidates
     assert not set(candidates) & set(seeds)
     scores = recommender.score(playlist)
     others = np.setdiff1d(np.arange(len(scores)), candidates)
     assert scores[candidates].min() > 1.0 >= scores[others].max()
-    chance = recommender.reranker_.probability(features)
+    boost = recommender.co_listening_boost * features[:, RERANK_FEATURES.index("co_count_log")]
+    chance = np.maximum(recommender.reranker_.probability(features, boost), MIN_CHANCE)
     np.testing.assert_allclose(recommender.probability(scores[candidates]), chance, atol=1e-6)
     # The re-ranker changes the order the linear ranker gave (else it would be a no-op).
     assert not np.array_equal(np.argsort(-linear[candidates]), np.argsort(-chance))
@@ -310,9 +318,9 @@ def test_the_rerankers_quadratic_form_is_its_weighted_products(bundle: SongrecBu
 def test_the_reranker_never_holds_the_seeds_artist_against_a_track(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
     recommender, _, _, _, features = _reranked(bundle, data)
     before = recommender.reranker_.probability(features)
-    for name in ("artist_share", "album_share", "co_playlist"):
+    for name in ("artist_share", "album_share", "co_playlist", *COLISTEN_FEATURES):
         more = features.copy()
-        more[:, SIGNALS.index(name)] += 0.25
+        more[:, RERANK_FEATURES.index(name)] += 0.25
         assert (recommender.reranker_.probability(more) >= before - 1e-9).all(), name
     more = features.copy()
     more[:, len(SIGNALS)] += 1.0  # the linear score

@@ -202,6 +202,8 @@ class ConfigurationManager:
             random_negatives_per_playlist=rec.positive_int("random_negatives_per_playlist"),
             regularization_c=rec.positive_float("regularization_c"),
             max_per_artist=rec.positive_int("max_per_artist"),
+            co_listened_candidates=rec.non_negative("co_listened_candidates", int),
+            co_listening_boost=rec.non_negative("co_listening_boost", float),
         )
         return TrainConfig(
             catalog=self._transform.catalog,

@@ -18,6 +18,10 @@ class RecommenderParams:
     # At most this many tracks of one artist on each page of 10 recommendations (10: no cap). A
     # ranking setting, not fitted: the model serves it as its default (models/recommender/diversity.py).
     max_per_artist: int = 10
+    # The tracks plain co-occurrence ranks first, re-ranked with the linear ranker's best, and
+    # the weight of log1p(co-occurrence count with the seeds) added to the re-ranker's log-odds.
+    co_listened_candidates: int = 50
+    co_listening_boost: float = 0.6
 
 
 @dataclass(frozen=True)

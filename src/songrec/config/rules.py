@@ -141,6 +141,9 @@ class Section:
     def positive_int(self, key: str) -> int:
         return self.get(key, int, check=lambda v: v > 0, rule="must be a positive integer")
 
+    def non_negative(self, key: str, kind: type[T]) -> T:
+        return self.get(key, kind, check=lambda v: v >= 0, rule="must be 0 or more")
+
     def positive_float(self, key: str) -> float:
         return self.get(key, float, check=lambda v: v > 0, rule="must be positive")
 

@@ -192,6 +192,8 @@ def recommender_trial(split: PlaylistSplit, params: RecommenderParams) -> float:
         random_negatives_per_playlist=params.random_negatives_per_playlist,
         regularization_c=params.regularization_c,
         seed=split.model_seed,
+        co_listened_candidates=params.co_listened_candidates,
+        co_listening_boost=params.co_listening_boost,
     ).fit(split.catalog, split.fit_memberships)
     track_index = pd.Index(split.catalog["track_id"])
     return continuation_metrics(recommender, track_index, split.validation, [100])["recall_at_100"]
@@ -221,6 +223,8 @@ def suggest_recommender(trial: optuna.Trial) -> RecommenderParams:
         candidates_per_playlist=trial.suggest_int("candidates_per_playlist", 100, 600, step=50),
         random_negatives_per_playlist=trial.suggest_int("random_negatives_per_playlist", 100, 800, step=100),
         regularization_c=_round(trial.suggest_float("regularization_c", 0.01, 100.0, log=True)),
+        co_listened_candidates=trial.suggest_int("co_listened_candidates", 0, 200, step=25),
+        co_listening_boost=round(trial.suggest_float("co_listening_boost", 0.0, 1.5, step=0.05), 2),
     )
 
 

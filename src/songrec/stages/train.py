@@ -44,6 +44,8 @@ def fit_recommender(
         random_negatives_per_playlist=params.random_negatives_per_playlist,
         regularization_c=params.regularization_c,
         seed=config.seed,
+        co_listened_candidates=params.co_listened_candidates,
+        co_listening_boost=params.co_listening_boost,
     ).fit(catalog, memberships)
 
 

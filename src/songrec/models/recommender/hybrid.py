@@ -2,7 +2,8 @@
 
 A linear ranker over signals a real catalog holds (shared artist, shared album, co-membership
 in visible playlists, audio similarity, release year and popularity: index.SIGNALS), whose
-best candidates a PairwiseReranker orders again with the signals' pairwise products. Both are
+best candidates, with the tracks plain co-occurrence ranks first, a PairwiseReranker orders
+again with their co-listening and the features' pairwise products. Both are
 fitted by logistic regression on simulated continuations of the training playlists (hide part
 of each, learn to find it again). The baselines are in baselines.py, the reference system's
 recommender in models/reference.py.
@@ -17,8 +18,8 @@ import pandas as pd
 
 from songrec.core.hashing import hidden_pairs
 from songrec.models.recommender.base import Playlist, top_k
-from songrec.models.recommender.index import MEMBERSHIP_SIGNALS, SIGNALS, CatalogIndex
-from songrec.models.recommender.reranker import PairwiseReranker, candidate_features
+from songrec.models.recommender.index import MEMBERSHIP_SIGNALS, SIGNALS, CatalogIndex, Seeds
+from songrec.models.recommender.reranker import RERANK_FEATURES, PairwiseReranker, candidate_features
 from songrec.models.recommender.solver import fit_bounded_logistic
 
 
@@ -30,6 +31,15 @@ def fit_ranking_weights(examples: np.ndarray, labels: np.ndarray, c: float) -> t
     return weights.astype(np.float32), intercept
 
 
+# The co-listening feature the boost multiplies: log1p of the co-occurrence count with the seeds.
+BOOSTED_FEATURE = RERANK_FEATURES.index("co_count_log")
+
+# The least chance a re-ranked candidate is given: 1 + it is still above 1 in float32, so every
+# candidate stays above the tracks not re-ranked (co-listened tracks the linear ranker scores
+# very low can get chances that 1 + would round away).
+MIN_CHANCE = float(np.finfo(np.float32).eps)
+
+
 class HybridRecommender:
     """A linear ranker over catalog signals, its weights learned from playlist continuations.
 
@@ -38,9 +48,18 @@ class HybridRecommender:
     share of each playlist, computes the signals of every catalog track from the rest, keeps
     the strongest candidates plus random ones, and fits a logistic regression that tells the
     hidden tracks from the others. Then, on the `candidates_per_playlist` tracks those weights
-    rank first, it fits the re-ranker (PairwiseReranker), which orders them again with the
-    signals' pairwise products (metrics/recommender.json shows what it gives).
+    rank first and the `co_listened_candidates` that plain co-occurrence ranks first, it fits the
+    re-ranker (PairwiseReranker), which orders them again with their co-listening features and
+    the features' pairwise products (metrics/recommender.json shows what it gives). In use,
+    `co_listening_boost` x log1p(co-occurrence count) is added to the re-ranker's log-odds: a
+    prior for co-listening that the re-ranker, fitted mostly on tracks no seed co-occurs with,
+    learns too weakly.
     """
+
+    # A recommender pickled before co-listening has neither setting, and a re-ranker fitted on
+    # the first features only: it ranks as it always did (_reranked gives it those features).
+    co_listened_candidates: int = 0
+    co_listening_boost: float = 0.0
 
     def __init__(
         self,
@@ -52,6 +71,8 @@ class HybridRecommender:
         mining_rounds: int = 3,
         min_playlist_tracks: int = 5,
         seed: int = 42,
+        co_listened_candidates: int = 50,
+        co_listening_boost: float = 0.6,
     ) -> None:
         self.feature_names = tuple(feature_names)
         self.holdout_share = holdout_share
@@ -61,6 +82,8 @@ class HybridRecommender:
         self.mining_rounds = mining_rounds
         self.min_playlist_tracks = min_playlist_tracks
         self.seed = seed
+        self.co_listened_candidates = co_listened_candidates
+        self.co_listening_boost = co_listening_boost
 
     def fit(self, catalog: pd.DataFrame, memberships: pd.DataFrame) -> HybridRecommender:
         self.index_ = CatalogIndex.build(catalog, memberships, self.feature_names)
@@ -108,7 +131,13 @@ class HybridRecommender:
         for seeds, targets in tasks:
             playlist = Playlist(positions=seeds)
             linear = simulated.weighted_score(playlist, self.weights_)
-            top, features = candidate_features(simulated, playlist, linear, self.candidates_per_playlist)
+            top, features = candidate_features(
+                simulated,
+                playlist,
+                linear,
+                self.candidates_per_playlist,
+                n_co_listened=self.co_listened_candidates,
+            )
             rerank_features.append(features)
             rerank_hits.append(np.isin(top, targets))
         self.reranker_ = PairwiseReranker.fit(
@@ -151,6 +180,8 @@ class HybridRecommender:
             self.mining_rounds,
             self.min_playlist_tracks,
             self.seed,
+            self.co_listened_candidates,
+            self.co_listening_boost,
         )
         clone.index_ = CatalogIndex.build(catalog, memberships, self.feature_names)
         clone.weights_ = self.weights_
@@ -160,15 +191,14 @@ class HybridRecommender:
         return clone
 
     def score(self, playlist: Playlist) -> np.ndarray:
-        """The linear ranker's chance that each track belongs in the playlist; its
-        `candidates_per_playlist` best (never the playlist's own) re-ranked above all others,
-        scored 1 + the re-ranker's chance."""
+        """The linear ranker's chance that each track belongs in the playlist; the re-ranked
+        candidates (never the playlist's own) above all others, scored 1 + the re-ranker's chance."""
         seen = self.index_.seeds(playlist)  # once, for both stages
         linear = self.index_.weighted_score(playlist, self.weights_, seen)
         chance = 1.0 / (1.0 + np.exp(-(linear.astype(np.float32) + np.float32(self.intercept_))))
-        top, features = candidate_features(self.index_, playlist, linear, self.candidates_per_playlist, seen)
+        top, chances = self._reranked(playlist, linear, seen)
         if len(top):
-            chance[top] = 1.0 + self.reranker_.probability(features)
+            chance[top] = 1.0 + chances
         return chance
 
     def best_tracks(self, playlist: Playlist, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,12 +214,26 @@ class HybridRecommender:
             return best, self.probability(scores[best])
         seen = self.index_.seeds(playlist)
         linear = self.index_.weighted_score(playlist, self.weights_, seen)
-        top, features = candidate_features(self.index_, playlist, linear, self.candidates_per_playlist, seen)
+        top, chances = self._reranked(playlist, linear, seen)
         # Rounded as score() stores them (float32), so equal scores go, as in top_k, to the lower
         # position (`top` is in catalog order and the sort is stable).
-        stored = (1.0 + self.reranker_.probability(features)).astype(np.float32)
+        stored = (1.0 + chances).astype(np.float32)
         order = np.argsort(-stored, kind="stable")[: max(k, 0)]
         return top[order], self.probability(stored[order])
+
+    def _reranked(self, playlist: Playlist, linear: np.ndarray, seen: Seeds) -> tuple[np.ndarray, np.ndarray]:
+        """The re-ranked candidates (catalog order) and their chances, co-listening boosted."""
+        top, features = candidate_features(
+            self.index_,
+            playlist,
+            linear,
+            self.candidates_per_playlist,
+            seen,
+            n_co_listened=self.co_listened_candidates,
+        )
+        boost = self.co_listening_boost * features[:, BOOSTED_FEATURE].astype(np.float64)
+        fitted_on = features[:, : len(self.reranker_.low)]  # all of them, but in an older model
+        return top, np.maximum(self.reranker_.probability(fitted_on, boost), MIN_CHANCE)
 
     def probability(self, scores: np.ndarray) -> np.ndarray:
         """The fitted chance that a track scored so belongs in the playlist."""

@@ -264,7 +264,7 @@ class CatalogIndex:
     # carry them. CatalogView calls prepare() while loading a model, so no request waits.
     def prepare(self) -> None:
         """Derive what scoring needs now rather than in the first request."""
-        _ = self.playlist_tracks, self.album_tracks, self.distinct_values
+        _ = self.playlist_tracks, self.album_tracks, self.distinct_values, self.memberships_per_track
 
     @functools.cached_property
     def album_tracks(self) -> sparse.csr_matrix:
@@ -277,6 +277,11 @@ class CatalogIndex:
     def playlist_tracks(self) -> sparse.csr_matrix:
         """`playlists` transposed, for the tracks of given playlists."""
         return sparse.csr_matrix(self.playlists.T)
+
+    @functools.cached_property
+    def memberships_per_track(self) -> np.ndarray:
+        """How many visible playlists hold each track."""
+        return np.asarray(self.playlists.sum(axis=1), dtype=np.float64).ravel()
 
     @functools.cached_property
     def distinct_values(self) -> DistinctValues:

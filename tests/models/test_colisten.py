@@ -1,0 +1,122 @@
+"""Co-listening in songrec's recommender: plain co-occurrence's best tracks are re-ranked, with
+features that are co-occurrence's own counts, and a boost that lifts only co-listened tracks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from songrec.config.manager import ConfigurationManager
+from songrec.models.bundle import SongrecBundle
+from songrec.models.recommender.base import Playlist, top_k
+from songrec.models.recommender.baselines import CooccurrenceRecommender
+from songrec.models.recommender.colisten import COLISTEN_FEATURES, co_listening, colisten_features
+from songrec.models.recommender.hybrid import HybridRecommender
+from songrec.models.recommender.reranker import RERANK_FEATURES, candidate_features
+
+
+@pytest.fixture(scope="module")
+def data(trained_project: Path) -> dict[str, pd.DataFrame]:
+    config = ConfigurationManager(trained_project).transform()
+    return {"catalog": pd.read_parquet(config.catalog), "memberships": pd.read_parquet(config.memberships)}
+
+
+def a_playlist(data: dict[str, pd.DataFrame], size: int) -> np.ndarray:
+    """The first tracks of the largest visible playlist, as catalog positions."""
+    members = data["memberships"]
+    playlist = members.groupby("playlist_id").size().sort_values().index[-1]
+    ids = members.loc[members["playlist_id"] == playlist, "track_id"].head(size)
+    return pd.Index(data["catalog"]["track_id"]).get_indexer(ids)
+
+
+def test_the_tracks_plain_cooccurrence_ranks_first_are_reranked_too(
+    bundle: SongrecBundle, data: dict[str, pd.DataFrame]
+) -> None:
+    """Co-listening used fully: the re-ranker sees plain co-occurrence's best tracks even where
+    the linear ranker puts them low, and its co-listening features are co-occurrence's counts."""
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender)
+    playlist = Playlist(positions=a_playlist(data, 15))
+    linear = recommender.index_.weighted_score(playlist, recommender.weights_)
+    candidates, features = candidate_features(
+        recommender.index_,
+        playlist,
+        linear,
+        recommender.candidates_per_playlist,
+        n_co_listened=recommender.co_listened_candidates,
+    )
+    cooccurrence = CooccurrenceRecommender(
+        recommender.index_.track_ids, data["memberships"], data["catalog"]["popularity"].to_numpy()
+    )
+    counts = cooccurrence.counts(playlist)
+    best = top_k(cooccurrence.score(playlist), recommender.co_listened_candidates, exclude=playlist.positions)
+    best = best[counts[best] > 0]
+    assert len(best) and set(best) <= set(candidates)
+    co_count = np.expm1(features[:, RERANK_FEATURES.index("co_count_log")])
+    np.testing.assert_allclose(co_count, counts[candidates], rtol=1e-5)
+
+
+def test_co_listening_per_seed_is_what_each_seed_shares(
+    bundle: SongrecBundle, data: dict[str, pd.DataFrame]
+) -> None:
+    """How many seeds a track shares a playlist with, and the most it shares with one, against
+    the seeds x tracks product of the membership matrix."""
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender)
+    index = recommender.index_
+    seeds = a_playlist(data, 20)
+    co = co_listening(index, seeds)
+    positions = np.union1d(co.tracks[::3], np.arange(0, len(index), 97))
+    positions = positions[~np.isin(positions, seeds)]
+    shared = (index.playlists[positions] @ index.playlists[seeds].T).toarray()
+    features = colisten_features(co, index, positions)
+    share = features[:, COLISTEN_FEATURES.index("co_seed_share")]
+    np.testing.assert_allclose(share, (shared > 0).sum(axis=1) / len(seeds), rtol=1e-12)
+    most = np.expm1(features[:, COLISTEN_FEATURES.index("co_max_seed_log")])
+    np.testing.assert_allclose(most, shared.max(axis=1), rtol=1e-9, atol=1e-12)
+
+
+def test_co_listening_lifts_the_tracks_the_seeds_are_heard_with(bundle: SongrecBundle) -> None:
+    """With the boost, a candidate's chance rises with its co-occurrence count and a candidate
+    nobody co-listens keeps its chance: the boost is a prior on co-listening, nothing else."""
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender)
+    features = np.zeros((3, len(RERANK_FEATURES)), np.float32)
+    features[:, RERANK_FEATURES.index("co_count_log")] = np.log1p([0.0, 1.0, 4.0])
+    plain = recommender.reranker_.probability(features)
+    boosted = recommender.reranker_.probability(
+        features, recommender.co_listening_boost * features[:, RERANK_FEATURES.index("co_count_log")]
+    )
+    assert recommender.co_listening_boost > 0
+    assert boosted[0] == plain[0] and boosted[1] > plain[1] and boosted[2] > boosted[1]
+
+
+def test_a_recommender_pickled_before_co_listening_ranks_as_it_did(
+    bundle: SongrecBundle, data: dict[str, pd.DataFrame]
+) -> None:
+    """An older champion in the registry keeps serving after an upgrade: no co-listened
+    candidates, no boost, and its re-ranker reads the features it was fitted on."""
+    import copy
+
+    from songrec.models.recommender.reranker import PairwiseReranker
+
+    current: HybridRecommender = bundle.recommender
+    old = copy.copy(current)
+    del old.__dict__["co_listened_candidates"], old.__dict__["co_listening_boost"]  # as unpickled
+    legacy_width = len(RERANK_FEATURES) - len(COLISTEN_FEATURES)
+    playlist = Playlist(positions=a_playlist(data, 5))
+    linear = current.index_.weighted_score(playlist, current.weights_)
+    top, features = candidate_features(current.index_, playlist, linear, current.candidates_per_playlist)
+    rng = np.random.default_rng(0)
+    old.reranker_ = PairwiseReranker.fit(features[:, :legacy_width], rng.random(len(top)) < 0.2, 1.0)
+    scores = old.score(playlist)
+    reranked = np.flatnonzero(scores >= 1.0)
+    # Exactly the linear ranker's best are re-ranked, as before co-listening existed.
+    np.testing.assert_array_equal(
+        reranked, np.sort(top_k(linear, current.candidates_per_playlist, playlist.positions))
+    )
+    best, _ = old.best_tracks(playlist, 10)
+    np.testing.assert_array_equal(best, top_k(scores, 10, exclude=playlist.positions))
