@@ -79,19 +79,30 @@ def test_co_listening_per_seed_is_what_each_seed_shares(
     np.testing.assert_allclose(most, shared.max(axis=1), rtol=1e-9, atol=1e-12)
 
 
-def test_co_listening_lifts_the_tracks_the_seeds_are_heard_with(bundle: SongrecBundle) -> None:
-    """With the boost, a candidate's chance rises with its co-occurrence count and a candidate
-    nobody co-listens keeps its chance: the boost is a prior on co-listening, nothing else."""
+def test_a_co_listening_boost_lifts_only_the_tracks_the_seeds_are_heard_with(
+    bundle: SongrecBundle, data: dict[str, pd.DataFrame]
+) -> None:
+    """The boost (0 by default, a setting `songrec tune` searches) is a prior on co-listening and
+    nothing else: a candidate no seed co-occurs with keeps its chance, the others rise with
+    their count."""
+    import copy
+
     recommender = bundle.recommender
     assert isinstance(recommender, HybridRecommender)
-    features = np.zeros((3, len(RERANK_FEATURES)), np.float32)
-    features[:, RERANK_FEATURES.index("co_count_log")] = np.log1p([0.0, 1.0, 4.0])
-    plain = recommender.reranker_.probability(features)
-    boosted = recommender.reranker_.probability(
-        features, recommender.co_listening_boost * features[:, RERANK_FEATURES.index("co_count_log")]
-    )
-    assert recommender.co_listening_boost > 0
-    assert boosted[0] == plain[0] and boosted[1] > plain[1] and boosted[2] > boosted[1]
+    playlist = Playlist(positions=a_playlist(data, 5))
+    seen = recommender.index_.seeds(playlist)
+    linear = recommender.index_.weighted_score(playlist, recommender.weights_, seen)
+    boosted = copy.copy(recommender)
+    boosted.co_listening_boost = 0.6
+    top, plain = recommender._reranked(playlist, linear, seen)
+    same_top, lifted = boosted._reranked(playlist, linear, seen)
+    np.testing.assert_array_equal(top, same_top)
+    co = co_listening(recommender.index_, playlist.positions)
+    where = co.at(top)
+    counts = np.where(where >= 0, co.counts[where], 0)
+    assert (counts > 0).any() and (counts == 0).any()
+    np.testing.assert_allclose(lifted[counts == 0], plain[counts == 0])
+    assert (lifted[counts > 0] > plain[counts > 0]).all()
 
 
 def test_a_recommender_pickled_before_co_listening_ranks_as_it_did(

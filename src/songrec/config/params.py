@@ -21,7 +21,7 @@ class RecommenderParams:
     # The tracks plain co-occurrence ranks first, re-ranked with the linear ranker's best, and
     # the weight of log1p(co-occurrence count with the seeds) added to the re-ranker's log-odds.
     co_listened_candidates: int = 50
-    co_listening_boost: float = 0.6
+    co_listening_boost: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -51,9 +51,9 @@ class HybridRecommender:
     rank first and the `co_listened_candidates` that plain co-occurrence ranks first, it fits the
     re-ranker (PairwiseReranker), which orders them again with their co-listening features and
     the features' pairwise products (metrics/recommender.json shows what it gives). In use,
-    `co_listening_boost` x log1p(co-occurrence count) is added to the re-ranker's log-odds: a
-    prior for co-listening that the re-ranker, fitted mostly on tracks no seed co-occurs with,
-    learns too weakly.
+    `co_listening_boost` x log1p(co-occurrence count) can be added to the re-ranker's log-odds
+    (0 by default): a prior for co-listening, which a re-ranker fitted mostly on tracks no seed
+    co-occurs with learns weakly.
     """
 
     # A recommender pickled before co-listening has neither setting, and a re-ranker fitted on
@@ -72,7 +72,7 @@ class HybridRecommender:
         min_playlist_tracks: int = 5,
         seed: int = 42,
         co_listened_candidates: int = 50,
-        co_listening_boost: float = 0.6,
+        co_listening_boost: float = 0.0,
     ) -> None:
         self.feature_names = tuple(feature_names)
         self.holdout_share = holdout_share
