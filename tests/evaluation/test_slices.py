@@ -49,10 +49,22 @@ def test_diversity_counts_distinct_artists_coverage_and_novelty() -> None:
 def test_artist_slices_split_the_test_tracks(trained_project) -> None:  # type: ignore[no-untyped-def]
     from songrec.config.manager import ConfigurationManager
     from songrec.core.io import load_model
+    from songrec.evaluation.metrics import genre_metrics, measure_bundle, popularity_metrics
 
     manager = ConfigurationManager(trained_project)
     catalog = pd.read_parquet(manager.train().catalog)
-    slices = artist_slices(load_model(manager.train().bundle), catalog)
+    bundle = load_model(manager.train().bundle)
+    eval_playlists = pd.read_parquet(manager.transform().eval_playlists)
+    evidence = measure_bundle(bundle, catalog, eval_playlists, [10]).evidence
+    slices = artist_slices(evidence, catalog, seed=0)
     test = catalog[catalog["split"] == "test"]
     assert slices["seen_artist"]["test_tracks"] + slices["unseen_artist"]["test_tracks"] == len(test)
-    assert 0.0 <= slices["seen_artist"]["genre_macro_f1"] <= 1.0
+    seen = test["track_artist"].isin(set(catalog.loc[catalog["split"] == "train", "track_artist"]))
+    for name, part in (("seen_artist", test[seen]), ("unseen_artist", test[~seen])):
+        found = slices[name]
+        # The slice's figures are the bundle's own on those tracks, inside their intervals.
+        assert found["genre_macro_f1"] == pytest.approx(genre_metrics(bundle, part)["macro_f1"])
+        assert found["popularity_r2"] == pytest.approx(popularity_metrics(bundle, part)["r2"])
+        for metric in ("genre_macro_f1", "popularity_r2"):
+            span = found[f"{metric}_ci95"]
+            assert span["low"] <= found[metric] <= span["high"] and span["low"] < span["high"]

@@ -15,14 +15,13 @@ Pure functions of a bundle and DataFrames, like metrics.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from songrec.evaluation.metrics import genre_metrics, popularity_metrics
-from songrec.models.bundle import SongrecBundle
+from songrec.evaluation.bootstrap import Evidence, interval
 from songrec.models.recommender.base import Playlist, Recommender, top_k
 from songrec.models.recommender.baselines import CooccurrenceRecommender
 from songrec.models.recommender.diversity import PAGE, artist_codes, candidates_for, spread_artists
@@ -31,19 +30,27 @@ from songrec.models.recommender.diversity import PAGE, artist_codes, candidates_
 DIVERSITY_SETTINGS = (1, 2, 3, 4, 5, PAGE)
 
 
-def artist_slices(bundle: SongrecBundle, catalog: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Genre macro-F1 and popularity R² on the test tracks of seen and of unseen artists."""
+def artist_slices(evidence: Evidence, catalog: pd.DataFrame, seed: int) -> dict[str, dict[str, Any]]:
+    """Genre macro-F1 and popularity R², with 95% bootstrap intervals, on the test tracks of seen
+    and of unseen artists. `evidence`: the bundle's predictions on the test tracks, in catalog
+    order (BundleResults.evidence)."""
     known = set(catalog.loc[catalog["split"] == "train", "track_artist"].dropna())
     test = catalog[catalog["split"] == "test"]
     seen = test["track_artist"].isin(known).to_numpy()
-    slices = {}
+    slices: dict[str, dict[str, Any]] = {}
     for name, mask in (("seen_artist", seen), ("unseen_artist", ~seen)):
-        part = test[mask]
-        slices[name] = {
-            "test_tracks": len(part),
-            "genre_macro_f1": genre_metrics(bundle, part)["macro_f1"] if len(part) else None,
-            "popularity_r2": popularity_metrics(bundle, part)["r2"] if len(part) > 1 else None,
-        }
+        part = replace(
+            evidence,
+            genre_truth=evidence.genre_truth[mask],
+            genre_predicted=evidence.genre_predicted[mask],
+            popularity_truth=evidence.popularity_truth[mask],
+            popularity_predicted=evidence.popularity_predicted[mask],
+        )
+        slices[name] = {"test_tracks": int(mask.sum())}
+        for metric in ("genre_macro_f1", "popularity_r2"):
+            found = interval(part, metric, seed=seed) if mask.sum() > 1 else None
+            slices[name][metric] = found.point if found else None
+            slices[name][f"{metric}_ci95"] = {"low": found.low, "high": found.high} if found else None
     return slices
 
 

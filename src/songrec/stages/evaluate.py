@@ -120,7 +120,7 @@ def evaluate_offline(
     recommender_json["diversity_tradeoff"] = diversity_tradeoff(
         bundle.recommender, cooccurrence, index, eval_playlists, catalog, top
     )
-    by_artist = artist_slices(bundle, catalog)
+    by_artist = artist_slices(measured.evidence, catalog, seed)
     test_tracks = measured.test_tracks
     return {
         "genre": {
@@ -129,7 +129,7 @@ def evaluate_offline(
             "macro_f1_ci95": _span(spans["genre_macro_f1"]),
             "test_tracks": test_tracks,
             **{
-                name: {k: v for k, v in part.items() if k != "popularity_r2"}
+                name: {k: v for k, v in part.items() if not k.startswith("popularity_r2")}
                 for name, part in by_artist.items()
             },
         },
@@ -139,7 +139,7 @@ def evaluate_offline(
             "mae": popularity["mae"],
             "test_tracks": test_tracks,
             **{
-                name: {k: v for k, v in part.items() if k != "genre_macro_f1"}
+                name: {k: v for k, v in part.items() if not k.startswith("genre_macro_f1")}
                 for name, part in by_artist.items()
             },
         },
