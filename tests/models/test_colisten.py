@@ -59,24 +59,29 @@ def test_the_tracks_plain_cooccurrence_ranks_first_are_reranked_too(
     np.testing.assert_allclose(co_count, counts[candidates], rtol=1e-5)
 
 
-def test_co_listening_per_seed_is_what_each_seed_shares(
+def test_co_listening_features_are_the_membership_matrix_counts(
     bundle: SongrecBundle, data: dict[str, pd.DataFrame]
 ) -> None:
-    """How many seeds a track shares a playlist with, and the most it shares with one, against
-    the seeds x tracks product of the membership matrix."""
+    """Each feature against the seeds x tracks product of the membership matrix."""
     recommender = bundle.recommender
     assert isinstance(recommender, HybridRecommender)
     index = recommender.index_
     seeds = a_playlist(data, 20)
-    co = co_listening(index, seeds)
+    co = co_listening(index, Playlist(positions=seeds))
     positions = np.union1d(co.tracks[::3], np.arange(0, len(index), 97))
     positions = positions[~np.isin(positions, seeds)]
-    shared = (index.playlists[positions] @ index.playlists[seeds].T).toarray()
+    shared = np.asarray((index.playlists[positions] @ index.playlists[seeds].T).sum(axis=1)).ravel()
+    own = np.asarray(index.playlists[positions].sum(axis=1)).ravel()
+    seed_memberships = float(index.playlists[seeds].sum())
+    assert (shared > 0).any() and (shared == 0).any()
     features = colisten_features(co, index, positions)
-    share = features[:, COLISTEN_FEATURES.index("co_seed_share")]
-    np.testing.assert_allclose(share, (shared > 0).sum(axis=1) / len(seeds), rtol=1e-12)
-    most = np.expm1(features[:, COLISTEN_FEATURES.index("co_max_seed_log")])
-    np.testing.assert_allclose(most, shared.max(axis=1), rtol=1e-9, atol=1e-12)
+    column = {name: features[:, i] for i, name in enumerate(COLISTEN_FEATURES)}
+    np.testing.assert_allclose(np.expm1(column["co_count_log"]), shared, rtol=1e-6)
+    cosine = np.where(shared > 0, shared / np.sqrt(np.maximum(own * seed_memberships, 1.0)), 0.0)
+    np.testing.assert_allclose(column["co_cosine"], cosine, rtol=1e-6)  # the matrix is float32
+    np.testing.assert_allclose(
+        column["co_per_playlist"], np.where(shared > 0, shared / np.maximum(own, 1.0), 0.0)
+    )
 
 
 def test_a_co_listening_boost_lifts_only_the_tracks_the_seeds_are_heard_with(
@@ -97,7 +102,7 @@ def test_a_co_listening_boost_lifts_only_the_tracks_the_seeds_are_heard_with(
     top, plain = recommender._reranked(playlist, linear, seen)
     same_top, lifted = boosted._reranked(playlist, linear, seen)
     np.testing.assert_array_equal(top, same_top)
-    co = co_listening(recommender.index_, playlist.positions)
+    co = co_listening(recommender.index_, playlist)
     where = co.at(top)
     counts = np.where(where >= 0, co.counts[where], 0)
     assert (counts > 0).any() and (counts == 0).any()

@@ -51,7 +51,8 @@ def candidate_features(
     """The `n_candidates` tracks the linear ranker scores best and the `n_co_listened` that plain
     co-occurrence ranks first (never the playlist's own), in catalog order, and their re-ranking
     features (RERANK_FEATURES)."""
-    co = co_listening(index, playlist.positions)
+    seen = index.seeds(playlist) if seen is None else seen  # once, for the signals and co-listening
+    co = co_listening(index, playlist, seen)
     top = np.union1d(
         top_k(linear, n_candidates, exclude=playlist.positions),
         most_co_listened(co, index.popularity, n_co_listened),
