@@ -3,33 +3,21 @@ features that are co-occurrence's own counts, and a boost that lifts only co-lis
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import pytest
 
-from songrec.config.manager import ConfigurationManager
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Playlist, top_k
 from songrec.models.recommender.baselines import CooccurrenceRecommender
 from songrec.models.recommender.colisten import COLISTEN_FEATURES, co_listening, colisten_features
 from songrec.models.recommender.hybrid import HybridRecommender
 from songrec.models.recommender.reranker import RERANK_FEATURES, candidate_features
+from tests.models.conftest import a_playlist, reranked
 
 
-@pytest.fixture(scope="module")
-def data(trained_project: Path) -> dict[str, pd.DataFrame]:
-    config = ConfigurationManager(trained_project).transform()
-    return {"catalog": pd.read_parquet(config.catalog), "memberships": pd.read_parquet(config.memberships)}
-
-
-def a_playlist(data: dict[str, pd.DataFrame], size: int) -> np.ndarray:
-    """The first tracks of the largest visible playlist, as catalog positions."""
-    members = data["memberships"]
-    playlist = members.groupby("playlist_id").size().sort_values().index[-1]
-    ids = members.loc[members["playlist_id"] == playlist, "track_id"].head(size)
-    return pd.Index(data["catalog"]["track_id"]).get_indexer(ids)
+def seed_positions(bundle: SongrecBundle, data: dict[str, pd.DataFrame], size: int) -> np.ndarray:
+    """The largest visible playlist's first tracks, as catalog positions."""
+    return bundle.recommender.index_.track_ids.get_indexer(a_playlist(data, size))
 
 
 def test_the_tracks_plain_cooccurrence_ranks_first_are_reranked_too(
@@ -37,17 +25,7 @@ def test_the_tracks_plain_cooccurrence_ranks_first_are_reranked_too(
 ) -> None:
     """Co-listening used fully: the re-ranker sees plain co-occurrence's best tracks even where
     the linear ranker puts them low, and its co-listening features are co-occurrence's counts."""
-    recommender = bundle.recommender
-    assert isinstance(recommender, HybridRecommender)
-    playlist = Playlist(positions=a_playlist(data, 15))
-    linear = recommender.index_.weighted_score(playlist, recommender.weights_)
-    candidates, features = candidate_features(
-        recommender.index_,
-        playlist,
-        linear,
-        recommender.candidates_per_playlist,
-        n_co_listened=recommender.co_listened_candidates,
-    )
+    recommender, playlist, _, candidates, features = reranked(bundle, data)
     cooccurrence = CooccurrenceRecommender(
         recommender.index_.track_ids, data["memberships"], data["catalog"]["popularity"].to_numpy()
     )
@@ -66,7 +44,7 @@ def test_co_listening_features_are_the_membership_matrix_counts(
     recommender = bundle.recommender
     assert isinstance(recommender, HybridRecommender)
     index = recommender.index_
-    seeds = a_playlist(data, 20)
+    seeds = seed_positions(bundle, data, 20)
     co = co_listening(index, Playlist(positions=seeds))
     positions = np.union1d(co.tracks[::3], np.arange(0, len(index), 97))
     positions = positions[~np.isin(positions, seeds)]
@@ -94,7 +72,7 @@ def test_a_co_listening_boost_lifts_only_the_tracks_the_seeds_are_heard_with(
 
     recommender = bundle.recommender
     assert isinstance(recommender, HybridRecommender)
-    playlist = Playlist(positions=a_playlist(data, 5))
+    playlist = Playlist(positions=seed_positions(bundle, data, 5))
     seen = recommender.index_.seeds(playlist)
     linear = recommender.index_.weighted_score(playlist, recommender.weights_, seen)
     boosted = copy.copy(recommender)
@@ -123,7 +101,7 @@ def test_a_recommender_pickled_before_co_listening_ranks_as_it_did(
     old = copy.copy(current)
     del old.__dict__["co_listened_candidates"], old.__dict__["co_listening_boost"]  # as unpickled
     legacy_width = len(RERANK_FEATURES) - len(COLISTEN_FEATURES)
-    playlist = Playlist(positions=a_playlist(data, 5))
+    playlist = Playlist(positions=seed_positions(bundle, data, 5))
     linear = current.index_.weighted_score(playlist, current.weights_)
     top, features = candidate_features(current.index_, playlist, linear, current.candidates_per_playlist)
     rng = np.random.default_rng(0)

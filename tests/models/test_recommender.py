@@ -19,8 +19,9 @@ from songrec.models.recommender.baselines import MostPopularRecommender, RandomR
 from songrec.models.recommender.colisten import COLISTEN_FEATURES
 from songrec.models.recommender.hybrid import MIN_CHANCE, HybridRecommender
 from songrec.models.recommender.index import MEMBERSHIP_SIGNALS, SIGNALS
-from songrec.models.recommender.reranker import RERANK_FEATURES, candidate_features
+from songrec.models.recommender.reranker import RERANK_FEATURES
 from songrec.models.recommender.sparse_ops import membership_matrices
+from tests.models.conftest import a_playlist, reranked
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +32,6 @@ def bundle(trained_project: Path) -> SongrecBundle:
 @pytest.fixture(scope="module")
 def view(bundle: SongrecBundle) -> CatalogView:
     return CatalogView(bundle)
-
-
-@pytest.fixture(scope="module")
-def data(trained_project: Path) -> dict[str, pd.DataFrame]:
-    config = ConfigurationManager(trained_project).transform()
-    return {
-        "catalog": pd.read_parquet(config.catalog),
-        "memberships": pd.read_parquet(config.memberships),
-        "eval": pd.read_parquet(config.eval_playlists),
-    }
-
-
-def a_playlist(data: dict[str, pd.DataFrame], size: int = 12) -> list[str]:
-    members = data["memberships"]
-    playlist = members.groupby("playlist_id").size().sort_values().index[-1]
-    return members.loc[members["playlist_id"] == playlist, "track_id"].head(size).tolist()
 
 
 def recommend(
@@ -271,26 +256,8 @@ def test_signals_at_some_tracks_are_those_tracks_signals(bundle: SongrecBundle, 
     )
 
 
-def _reranked(
-    bundle: SongrecBundle, data
-) -> tuple[HybridRecommender, Playlist, np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
-    """A 15-track playlist's linear scores, and the re-ranker's candidates with their features."""
-    recommender = bundle.recommender
-    assert isinstance(recommender, HybridRecommender)
-    playlist = Playlist(positions=recommender.index_.track_ids.get_indexer(a_playlist(data, size=15)))
-    linear = recommender.index_.weighted_score(playlist, recommender.weights_)
-    candidates, features = candidate_features(
-        recommender.index_,
-        playlist,
-        linear,
-        recommender.candidates_per_playlist,
-        n_co_listened=recommender.co_listened_candidates,
-    )
-    return recommender, playlist, linear, candidates, features
-
-
 def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
-    recommender, playlist, linear, candidates, features = _reranked(bundle, data)
+    recommender, playlist, linear, candidates, features = reranked(bundle, data)
     seeds = playlist.positions
     linear_best = top_k(linear, recommender.candidates_per_playlist, exclude=seeds)
     assert set(linear_best) <= set(candidates)
@@ -307,7 +274,7 @@ def test_the_linear_rankers_best_are_reranked_above_the_rest(bundle: SongrecBund
 
 
 def test_the_rerankers_quadratic_form_is_its_weighted_products(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
-    recommender, _, _, _, features = _reranked(bundle, data)
+    recommender, _, _, _, features = reranked(bundle, data)
     reranker = recommender.reranker_
     scaled = np.clip((features.astype(np.float64) - reranker.low) / reranker.span, 0.0, 1.0)
     products = scaled[:, reranker.left] * scaled[:, reranker.right]
@@ -316,7 +283,7 @@ def test_the_rerankers_quadratic_form_is_its_weighted_products(bundle: SongrecBu
 
 
 def test_the_reranker_never_holds_the_seeds_artist_against_a_track(bundle: SongrecBundle, data) -> None:  # type: ignore[no-untyped-def]
-    recommender, _, _, _, features = _reranked(bundle, data)
+    recommender, _, _, _, features = reranked(bundle, data)
     before = recommender.reranker_.probability(features)
     for name in ("artist_share", "album_share", "co_playlist", *COLISTEN_FEATURES):
         more = features.copy()
