@@ -31,7 +31,10 @@ def drop_incoming(project: Path, frame: pd.DataFrame, name: str) -> Path:
     folder = project / "data" / "incoming"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    frame.to_csv(path, index=False, compression="gzip" if name.endswith(".gz") else None)
+    if name.endswith(".parquet"):
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, compression="gzip" if name.endswith(".gz") else None)
     return path
 
 
@@ -75,6 +78,16 @@ def test_new_playlists_train_and_become_an_idempotent_addition(project: Path, sp
     # The pipeline reads the source plus the addition; the source file is untouched.
     record = ingest.run(ConfigurationManager(project))
     assert record["rows"] == len(split_data[0]) + len(new)
+
+
+def test_new_data_can_land_as_parquet_beside_csv(project: Path, split_data) -> None:  # type: ignore[no-untyped-def]
+    _, new = split_data
+    half = len(new) // 2
+    drop_incoming(project, new.iloc[:half], "first.parquet")
+    drop_incoming(project, new.iloc[half:], "second.csv")
+    plan = plan_retraining(ConfigurationManager(project).retrain(), "2026-11-01", 0.01)
+    assert plan.train
+    assert len(plan.new_rows) == len(new)
 
 
 def test_a_few_new_rows_wait_below_the_threshold(project: Path, split_data) -> None:  # type: ignore[no-untyped-def]

@@ -41,11 +41,20 @@ def zipped(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("kind", ["csv", "csv.gz", "zip"])
+def parquet_of(csv: bytes) -> bytes:
+    buffer = io.BytesIO()
+    pd.read_csv(io.BytesIO(csv)).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["csv", "csv.gz", "zip", "parquet"])
 def test_reads_every_format_and_writes_a_record(project: Path, small_csv: bytes, kind: str) -> None:
-    payload = {"csv": small_csv, "csv.gz": gzip.compress(small_csv), "zip": zipped({"songs.csv": small_csv})}[
-        kind
-    ]
+    payload = {
+        "csv": small_csv,
+        "csv.gz": gzip.compress(small_csv),
+        "zip": zipped({"songs.csv": small_csv}),
+        "parquet": parquet_of(small_csv),
+    }[kind]
     path = project / "data" / "source" / f"songs.{kind}"
     path.write_bytes(payload)
     manager = use_source(project, f"file://{path}", hashlib.sha256(payload).hexdigest())
@@ -83,8 +92,11 @@ def test_the_record_is_the_same_bytes_in_any_clone_at_any_time(
         (gzip.compress(b"track_id,track_name\n" * 500)[:40], "not a readable gzip file"),
         (zipped({"readme.txt": b"no data here"}), "must hold exactly one .csv file, found 0"),
         (b"track_id,track_name\n", "has a header but no rows"),
+        (parquet_of(b"track_id,track_name\nt1,a\n")[:-100], "not a whole Parquet file"),
+        (parquet_of(b"track_id,track_name\nt1,a\n")[:60] + b"PAR1", "not a readable Parquet file"),
+        (parquet_of(b"track_id,track_name\n"), "has columns but no rows"),
     ],
-    ids=["empty", "truncated-gzip", "zip-without-csv", "header-only"],
+    ids=["empty", "truncated-gzip", "zip-without-csv", "header-only", "cut-parquet", "bad-parquet", "no-rows"],
 )
 def test_unreadable_sources_fail_clearly(project: Path, payload: bytes, message: str) -> None:
     path = project / "data" / "source" / "bad.bin"

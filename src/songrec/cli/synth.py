@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The .csv.gz to write (default: data/synthetic/playlists-N-seed-S.csv.gz).",
+    help="The .csv.gz or .parquet to write (default: data/synthetic/playlists-N-seed-S.csv.gz).",
 )
 @click.option(
     "--templates",
@@ -45,7 +45,7 @@ def synth(playlists: int, seed: int, out: Path | None, templates: Path | None) -
 
     from songrec.contract.synthetic import build_catalog, templates_from
     from songrec.contract.synthetic_playlists import synthetic_tables
-    from songrec.core.io import write_csv_gz
+    from songrec.core.io import write_csv_gz, write_parquet_stream
     from songrec.core.progress import Progress
 
     manager = load_config()
@@ -56,7 +56,8 @@ def synth(playlists: int, seed: int, out: Path | None, templates: Path | None) -
     log.info("synthetic catalog: %d tracks by %d artists", catalog.n_tracks, len(catalog.artist_names))
     counts = {"rows": 0}
     with Progress(playlists, "synth", log, unit="playlists") as progress:
-        sha256 = write_csv_gz(_counted(synthetic_tables(catalog, playlists, schema), progress, counts), out)
+        write = write_parquet_stream if out.suffix == ".parquet" else write_csv_gz
+        sha256 = write(_counted(synthetic_tables(catalog, playlists, schema), progress, counts), out)
     click.echo(
         f"wrote {manager.relative(out)}: {playlists} playlists, {counts['rows']} rows, sha256 {sha256}"
     )

@@ -113,6 +113,24 @@ def write_csv_gz(tables: Iterable[pa.Table], path: Path, level: int = CSV_GZIP_L
     return digest.hexdigest()
 
 
+def write_parquet_stream(tables: Iterable[pa.Table], path: Path) -> str:
+    """Atomically write a stream of tables (one schema) as one Parquet file; return its sha256.
+    Memory holds one table at a time (each becomes a row group)."""
+    from pyarrow import parquet
+
+    digest = hashlib.sha256()
+    with atomic_path(path, suffix=".parquet") as tmp, open(tmp, "wb") as raw:
+        hashed = _HashingWriter(raw, digest)
+        writer = None
+        for table in tables:
+            if writer is None:
+                writer = parquet.ParquetWriter(hashed, table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+    return digest.hexdigest()
+
+
 class _HashingWriter(io.RawIOBase):
     """A binary file that also feeds what is written to a hash."""
 

@@ -1,6 +1,6 @@
 """Retraining: notice new data, decide whether it is enough, and take it into the pipeline's input.
 
-New data lands as files (.csv, .csv.gz or .zip, in the source's format) in the incoming folder
+New data lands as files (.csv, .csv.gz, .zip or .parquet, in the source's format) in the incoming folder
 or S3 prefix (config.yaml `retrain.incoming`, or SONGREC_INCOMING_URL). A plan compares them
 with what the pipeline already reads (the source plus earlier additions):
 
@@ -33,7 +33,7 @@ from songrec.stages.ingest import parse_tracks, read_additions
 
 log = logging.getLogger(__name__)
 
-DATA_SUFFIXES = (".csv", ".csv.gz", ".zip")
+DATA_SUFFIXES = (".csv", ".csv.gz", ".zip", ".parquet")
 
 
 @dataclass(frozen=True)

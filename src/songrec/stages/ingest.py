@@ -1,7 +1,7 @@
 """ingest: fetch the configured source and write data/raw/ with an ingestion record.
 
 Reads the source named in config/config.yaml (a local path or file://, http(s)://, or s3://,
-holding a .csv, .csv.gz or a .zip with one CSV), checks its sha256, appends the rows that
+holding a .csv, .csv.gz, a .zip with one CSV, or a Parquet file), checks its sha256, appends the rows that
 retraining accepted into data/additions/ (one parquet file per logical date), and writes
 data/raw/tracks.parquet and data/raw/ingestion.json (source, sha256, additions, rows)
 together, atomically: a failed ingestion leaves the previous raw data as it was.
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
+PARQUET_MAGIC = b"PAR1"  # at both ends of a Parquet file
 
 
 # --------------------------------------------------------------------------- pure core
@@ -88,8 +89,10 @@ def parse_tracks(payload: bytes, source: str) -> pd.DataFrame:
     """Parse the source's bytes into a DataFrame, keeping the types pandas infers.
 
     Nothing is coerced here: a stray text value in a numeric column stays visible as a text
-    column, so validation can name it.
+    column, so validation can name it. A Parquet file keeps the types it was written with.
     """
+    if payload.startswith(PARQUET_MAGIC):
+        return parse_parquet(payload, source)
     text = decode_csv_bytes(payload, source)
     if not text.strip():
         raise IngestionError(f"{source} holds no CSV content")
@@ -100,6 +103,18 @@ def parse_tracks(payload: bytes, source: str) -> pd.DataFrame:
         raise IngestionError(f"{source} is not a readable CSV: {exc}") from exc
     if frame.empty:
         raise IngestionError(f"{source} has a header but no rows")
+    return frame
+
+
+def parse_parquet(payload: bytes, source: str) -> pd.DataFrame:
+    if not payload.endswith(PARQUET_MAGIC):
+        raise IngestionError(f"{source} is not a whole Parquet file (its footer is missing: cut short?)")
+    try:
+        frame = pd.read_parquet(io.BytesIO(payload))
+    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+        raise IngestionError(f"{source} is not a readable Parquet file: {exc}") from exc
+    if frame.empty:
+        raise IngestionError(f"{source} has columns but no rows")
     return frame
 
 
