@@ -87,6 +87,8 @@ def test_an_unknown_key_is_an_error_with_the_nearest_known_one(
         ("train.cold_start.popularity_cold_share", 1.5, r"must be in \[0, 1\]"),
         ("evaluate.k", [10, -5], "positive integers"),
         ("train_reference.features", ["tempo", "colour"], "not audio features"),
+        ("train.recommender.max_training_playlists", 0, "a positive integer, or null for no limit"),
+        ("evaluate.max_playlists", "many", "must be of type int or NoneType"),
     ],
 )
 def test_rule_violations_name_the_rule(project: Path, key: str, value: object, rule: str) -> None:
@@ -94,6 +96,14 @@ def test_rule_violations_name_the_rule(project: Path, key: str, value: object, r
     with pytest.raises(ConfigError, match=rule) as error:
         ConfigurationManager(project)
     assert key in str(error.value)
+
+
+def test_a_null_limit_means_no_limit(project: Path) -> None:
+    edit_yaml(project / "params.yaml", {"train.recommender.max_training_playlists": None})
+    edit_yaml(project / "params.yaml", {"train_reference.max_training_tracks": 500})
+    manager = ConfigurationManager(project)
+    assert manager.train().recommender.max_training_playlists is None
+    assert manager.train_reference().max_training_tracks == 500
 
 
 def test_bad_sha256_and_source_scheme(project: Path) -> None:

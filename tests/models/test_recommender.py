@@ -315,3 +315,23 @@ def test_best_tracks_are_the_top_k_of_the_scores(bundle: SongrecBundle, view: Ca
             expected = top_k(scores, k, exclude=playlist.positions)
             np.testing.assert_array_equal(best, expected)
             np.testing.assert_array_equal(shown, recommender.probability(scores[expected]))
+
+
+def test_the_weights_are_learned_from_a_bounded_sample_of_training_playlists(
+    bundle: SongrecBundle, data: dict[str, pd.DataFrame]
+) -> None:
+    recommender = bundle.recommender
+    assert isinstance(recommender, HybridRecommender)
+
+    def fit(bound: int | None) -> HybridRecommender:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return HybridRecommender(
+                recommender.feature_names, mining_rounds=1, max_training_playlists=bound
+            ).fit(data["catalog"], data["memberships"])
+
+    everything, sampled = fit(None), fit(20)
+    assert everything.n_training_playlists_ > 20
+    assert sampled.n_training_playlists_ == 20
+    assert sampled.n_training_examples_ < everything.n_training_examples_
+    assert np.isfinite(sampled.weights_).all()
+    assert not np.array_equal(sampled.weights_, everything.weights_)

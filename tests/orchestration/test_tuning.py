@@ -16,6 +16,7 @@ from songrec.config.params import BoostingParams
 from songrec.contract.features import numeric_features
 from songrec.core.io import read_parquet
 from songrec.orchestration.tuning import (
+    NOT_SEARCHED,
     STEP,
     boosting_score,
     boosting_split,
@@ -62,11 +63,10 @@ def test_a_budget_of_trials_finishes_and_reports_the_gain(tuned, model: str) -> 
     validation = report["validation"]
     assert 0 < validation["current"] <= validation["best"] <= 1
     assert validation["gain"] == pytest.approx(validation["best"] - validation["current"])
-    # Trial 0 is the current params.yaml values, measured on the same split (the searched ones:
-    # not the recommender's name, nor its diversity setting, which bench/diversity.py chooses).
+    # Trial 0 is the current params.yaml values, measured on the same split (the searched ones).
     project, _ = tuned
     section = yaml.safe_load((project / "params.yaml").read_text())["train"][model]
-    searched = {key: value for key, value in section.items() if key not in ("name", "max_per_artist")}
+    searched = {key: value for key, value in section.items() if key not in NOT_SEARCHED}
     assert report["current_params"] == {f"train.{model}.{key}": value for key, value in searched.items()}
 
 
@@ -114,8 +114,7 @@ def test_the_patch_holds_real_params_keys_and_valid_values(tuned, model: str, tm
     shutil.copy(project / "params.yaml", patched)
     edit_yaml(patched, patch)
     tuned_params = getattr(ConfigurationManager(project, params_file=patched).train(), model)
-    unsearched = ("name", "max_per_artist")
-    assert {f"train.{model}.{k}": v for k, v in vars(tuned_params).items() if k not in unsearched} == patch
+    assert {f"train.{model}.{k}": v for k, v in vars(tuned_params).items() if k not in NOT_SEARCHED} == patch
 
 
 def test_genre_reads_only_training_tracks(trained_project: Path) -> None:

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from songrec.config.environment import Environment
-from songrec.config.params import RecommenderParams
 from songrec.config.rules import CONFIG_FILE, PARAMS_FILE, SCHEMA_FILE, Section, find_project_root, load_yaml
 from songrec.config.schema_file import read_schema
 from songrec.config.stage_configs import (
@@ -28,7 +27,7 @@ from songrec.config.stage_configs import (
     TransformConfig,
     ValidateConfig,
 )
-from songrec.config.train_params import boosting_params, cold_start_params
+from songrec.config.train_params import boosting_params, cold_start_params, recommender_params
 from songrec.contract.schema import DataSchema
 
 RECOMMENDERS = ("hybrid", "reference")
@@ -190,21 +189,10 @@ class ConfigurationManager:
                 rule="must be one of full, tied, diag, spherical",
             ),
             mixture_seed=params.get("mixture_seed", int),
+            max_training_tracks=params.limit("max_training_tracks"),
         )
 
     def _read_train(self, config: Section, params: Section) -> TrainConfig:
-        rec = params.section("recommender")
-        names = f"unknown recommender; choose one of {', '.join(RECOMMENDERS)}"
-        recommender = RecommenderParams(
-            name=rec.get("name", str, check=lambda v: v in RECOMMENDERS, rule=names),
-            training_holdout_share=rec.share("training_holdout_share"),
-            candidates_per_playlist=rec.positive_int("candidates_per_playlist"),
-            random_negatives_per_playlist=rec.positive_int("random_negatives_per_playlist"),
-            regularization_c=rec.positive_float("regularization_c"),
-            max_per_artist=rec.positive_int("max_per_artist"),
-            co_listened_candidates=rec.non_negative("co_listened_candidates", int),
-            co_listening_boost=rec.non_negative("co_listening_boost", float),
-        )
         return TrainConfig(
             catalog=self._transform.catalog,
             memberships=self._transform.memberships,
@@ -212,7 +200,7 @@ class ConfigurationManager:
             model_dir=self.path(config.text("model_dir")),
             schema=self.schema,
             seed=self.seed,
-            recommender=recommender,
+            recommender=recommender_params(params.section("recommender"), RECOMMENDERS),
             genre=boosting_params(params.section("genre")),
             popularity=boosting_params(params.section("popularity")),
             cold_start=cold_start_params(params.section("cold_start")),
@@ -378,6 +366,7 @@ class ConfigurationManager:
             promotion_report=self.path(config.text("promotion_report")),
             seed=self.seed,
             k=tuple(sorted(set(k))),
+            max_playlists=params.limit("max_playlists"),
             promotion_tolerances=tuple(pairs),
             tracking=self._tracking,
             params_file=self.params_file,

@@ -22,6 +22,9 @@ class RecommenderParams:
     # the weight of log1p(co-occurrence count with the seeds) added to the re-ranker's log-odds.
     co_listened_candidates: int = 50
     co_listening_boost: float = 0.0
+    # The recommender learns its weights from at most this many training playlists (a seeded
+    # sample; None: all of them).
+    max_training_playlists: int | None = None
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,15 @@ class Section:
     def non_negative(self, key: str, kind: type[T]) -> T:
         return self.get(key, kind, check=lambda v: v >= 0, rule="must be 0 or more")
 
+    def limit(self, key: str) -> int | None:
+        """A positive integer, or null for no limit."""
+        return self.get(
+            key,
+            (int, type(None)),
+            check=lambda v: v is None or v > 0,
+            rule="must be a positive integer, or null for no limit",
+        )
+
     def positive_float(self, key: str) -> float:
         return self.get(key, float, check=lambda v: v > 0, rule="must be positive")
 

@@ -82,6 +82,7 @@ class TrainReferenceConfig:
     mixture_components: int
     mixture_covariance: str
     mixture_seed: int
+    max_training_tracks: int | None
 
     @property
     def model(self) -> Path:
@@ -133,6 +134,7 @@ class EvaluateConfig:
     promotion_report: Path
     seed: int
     k: tuple[int, ...]
+    max_playlists: int | None  # a seeded sample of the evaluation playlists when there are more
     promotion_tolerances: tuple[tuple[str, float], ...]
     tracking: TrackingConfig
     params_file: Path

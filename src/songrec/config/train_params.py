@@ -4,7 +4,9 @@ models import and which imports nothing of the configuration's machinery."""
 
 from __future__ import annotations
 
-from songrec.config.params import BoostingParams, ColdStartParams
+from collections.abc import Sequence
+
+from songrec.config.params import BoostingParams, ColdStartParams, RecommenderParams
 from songrec.config.rules import Section
 
 
@@ -28,4 +30,19 @@ def cold_start_params(section: Section) -> ColdStartParams:
         ),
         genre_cold_share=section.fraction("genre_cold_share"),
         popularity_cold_share=section.fraction("popularity_cold_share"),
+    )
+
+
+def recommender_params(section: Section, recommenders: Sequence[str]) -> RecommenderParams:
+    names = f"unknown recommender; choose one of {', '.join(recommenders)}"
+    return RecommenderParams(
+        name=section.get("name", str, check=lambda v: v in recommenders, rule=names),
+        training_holdout_share=section.share("training_holdout_share"),
+        candidates_per_playlist=section.positive_int("candidates_per_playlist"),
+        random_negatives_per_playlist=section.positive_int("random_negatives_per_playlist"),
+        regularization_c=section.positive_float("regularization_c"),
+        max_per_artist=section.positive_int("max_per_artist"),
+        co_listened_candidates=section.non_negative("co_listened_candidates", int),
+        co_listening_boost=section.non_negative("co_listening_boost", float),
+        max_training_playlists=section.limit("max_training_playlists"),
     )

@@ -35,3 +35,16 @@ def hidden_pairs(pairs: pd.DataFrame, share: float, seed: int) -> np.ndarray:
     size = pairs.groupby("playlist_id")["track_id"].transform("size")
     hidden: np.ndarray = (rank <= np.maximum(1, np.ceil(share * size))).to_numpy()
     return hidden
+
+
+def at_most(keys: pd.Series | pd.Index, n: int | None, seed: int, purpose: str) -> np.ndarray:
+    """A mask of at most `n` of the distinct `keys`: those whose seeded draw is lowest (all of
+    them when there are no more, or `n` is None). `purpose` salts the draw, so that samples
+    taken for different purposes are independent; a key's place does not depend on the others,
+    so a larger `n` keeps every key a smaller one kept."""
+    if n is None or len(keys) <= n:
+        return np.ones(len(keys), dtype=bool)
+    draw = stable_uniform((f"{purpose}/{key}" for key in keys), seed)
+    mask = np.zeros(len(keys), dtype=bool)
+    mask[np.argsort(draw, kind="stable")[:n]] = True
+    return mask

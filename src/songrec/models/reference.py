@@ -22,6 +22,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import MinMaxScaler
 
+from songrec.core.hashing import at_most
 from songrec.models.recommender.base import Playlist
 
 
@@ -38,6 +39,7 @@ class ReferenceModel:
         mixture_covariance: str = "spherical",
         mixture_seed: int = 42,
         seed: int = 42,
+        max_training_tracks: int | None = None,
     ) -> None:
         self.features = tuple(features)
         self.learning_rate = learning_rate
@@ -47,11 +49,16 @@ class ReferenceModel:
         self.mixture_covariance = mixture_covariance
         self.mixture_seed = mixture_seed
         self.seed = seed
+        self.max_training_tracks = max_training_tracks
 
     def fit(self, catalog: pd.DataFrame, on_tree: Callable[[], object] | None = None) -> ReferenceModel:
-        """Fit the classifier on the labelled training tracks, the mixtures on every track;
-        `on_tree` is called after each boosting stage (progress)."""
+        """Fit the classifier on the labelled training tracks, the mixtures on every track (on a
+        large catalog, each on a seeded sample of at most `max_training_tracks`: the reference is
+        a baseline, not worth hours); `on_tree` is called after each boosting stage (progress)."""
         train = catalog[catalog["split"] == "train"]
+        train = train[at_most(train["track_id"], self.max_training_tracks, self.seed, "reference")]
+        catalog = catalog[at_most(catalog["track_id"], self.max_training_tracks, self.seed, "mixtures")]
+        self.n_training_tracks_ = len(train)
 
         def after_each_tree(*_: object) -> bool:
             if on_tree is not None:

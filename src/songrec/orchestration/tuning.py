@@ -185,16 +185,8 @@ def boosting_trial(
 
 
 def recommender_trial(split: PlaylistSplit, params: RecommenderParams) -> float:
-    recommender = HybridRecommender(
-        feature_names=split.numeric,
-        holdout_share=params.training_holdout_share,
-        candidates_per_playlist=params.candidates_per_playlist,
-        random_negatives_per_playlist=params.random_negatives_per_playlist,
-        regularization_c=params.regularization_c,
-        seed=split.model_seed,
-        co_listened_candidates=params.co_listened_candidates,
-        co_listening_boost=params.co_listening_boost,
-    ).fit(split.catalog, split.fit_memberships)
+    recommender = HybridRecommender.from_params(params, split.numeric, split.model_seed)
+    recommender.fit(split.catalog, split.fit_memberships)
     track_index = pd.Index(split.catalog["track_id"])
     return continuation_metrics(recommender, track_index, split.validation, [100])["recall_at_100"]
 
@@ -228,10 +220,14 @@ def suggest_recommender(trial: optuna.Trial) -> RecommenderParams:
     )
 
 
+# The recommender's `name`, `max_per_artist` (a ranking setting chosen by bench/diversity.py) and
+# `max_training_playlists` (a bound on the fit's cost, chosen by bench/learning_curve.py).
+NOT_SEARCHED = ("name", "max_per_artist", "max_training_playlists")
+
+
 def tuned_values(params: BoostingParams | RecommenderParams) -> dict[str, Any]:
-    """The searched values of a parameter set (the recommender's `name` and `max_per_artist`, a
-    ranking setting chosen by bench/diversity.py, are not searched)."""
-    return {key: value for key, value in asdict(params).items() if key not in ("name", "max_per_artist")}
+    """The searched values of a parameter set (all but NOT_SEARCHED)."""
+    return {key: value for key, value in asdict(params).items() if key not in NOT_SEARCHED}
 
 
 # ----------------------------------------------------------------------------- the study

@@ -26,6 +26,7 @@ import yaml
 
 from songrec.config.manager import ConfigurationManager
 from songrec.config.stage_configs import EvaluateConfig
+from songrec.core.hashing import at_most
 from songrec.core.io import load_model, read_json, read_parquet, require, write_json
 from songrec.core.progress import heartbeat
 from songrec.evaluation.bootstrap import Interval, intervals
@@ -152,6 +153,19 @@ def evaluate_offline(
     }
 
 
+def sampled_playlists(eval_playlists: pd.DataFrame, max_playlists: int | None, seed: int) -> pd.DataFrame:
+    """The evaluation playlists, whole; on a large catalog a seeded sample of `max_playlists` of
+    them (the same for every model measured on this data: the gate compares like with like)."""
+    playlists = eval_playlists["playlist_id"].drop_duplicates()
+    if max_playlists is None or len(playlists) <= max_playlists:
+        return eval_playlists
+    kept = playlists[at_most(playlists, max_playlists, seed, "evaluation")]
+    log.info(
+        "evaluating on %d of %d evaluation playlists (evaluate.max_playlists)", len(kept), len(playlists)
+    )
+    return eval_playlists[eval_playlists["playlist_id"].isin(kept).to_numpy()].reset_index(drop=True)
+
+
 def _span(found: Interval) -> dict[str, float]:
     return {"low": found.low, "high": found.high}
 
@@ -259,7 +273,7 @@ def log_run(
 def run(manager: ConfigurationManager) -> dict[str, Any]:
     config = manager.evaluate()
     catalog = read_parquet(config.catalog)
-    eval_playlists = read_parquet(config.eval_playlists)
+    eval_playlists = sampled_playlists(read_parquet(config.eval_playlists), config.max_playlists, config.seed)
     memberships = read_parquet(config.memberships, columns=["track_id", "playlist_id"])
     bundle: SongrecBundle = load_model(require(config.bundle))
     reference = load_model(require(config.reference_model))

@@ -37,16 +37,8 @@ def fit_recommender(
         if reference is None:
             raise ValueError("the reference recommender needs the fitted reference model")
         return ReferenceRecommender(reference, catalog)
-    return HybridRecommender(
-        feature_names=numeric_features(config.schema.audio_features),
-        holdout_share=params.training_holdout_share,
-        candidates_per_playlist=params.candidates_per_playlist,
-        random_negatives_per_playlist=params.random_negatives_per_playlist,
-        regularization_c=params.regularization_c,
-        seed=config.seed,
-        co_listened_candidates=params.co_listened_candidates,
-        co_listening_boost=params.co_listening_boost,
-    ).fit(catalog, memberships)
+    numeric = numeric_features(config.schema.audio_features)
+    return HybridRecommender.from_params(params, numeric, config.seed).fit(catalog, memberships)
 
 
 def train_bundle(

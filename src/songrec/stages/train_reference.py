@@ -30,6 +30,7 @@ def build_reference_model(config: TrainReferenceConfig) -> ReferenceModel:
         mixture_covariance=config.mixture_covariance,
         mixture_seed=config.mixture_seed,
         seed=config.seed,
+        max_training_tracks=config.max_training_tracks,
     )
 
 

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from songrec.core.hashing import hidden_pairs
+from songrec.config.params import RecommenderParams
+from songrec.core.hashing import at_most, hidden_pairs
 from songrec.models.recommender.base import Playlist, top_k
 from songrec.models.recommender.index import MEMBERSHIP_SIGNALS, SIGNALS, CatalogIndex, Seeds
 from songrec.models.recommender.reranker import RERANK_FEATURES, PairwiseReranker, candidate_features
@@ -60,6 +61,7 @@ class HybridRecommender:
     # the first features only: it ranks as it always did (_reranked gives it those features).
     co_listened_candidates: int = 0
     co_listening_boost: float = 0.0
+    max_training_playlists: int | None = None  # only fit() reads it
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class HybridRecommender:
         seed: int = 42,
         co_listened_candidates: int = 50,
         co_listening_boost: float = 0.0,
+        max_training_playlists: int | None = None,
     ) -> None:
         self.feature_names = tuple(feature_names)
         self.holdout_share = holdout_share
@@ -84,6 +87,24 @@ class HybridRecommender:
         self.seed = seed
         self.co_listened_candidates = co_listened_candidates
         self.co_listening_boost = co_listening_boost
+        self.max_training_playlists = max_training_playlists
+
+    @classmethod
+    def from_params(
+        cls, params: RecommenderParams, feature_names: Sequence[str], seed: int
+    ) -> HybridRecommender:
+        """The recommender params.yaml's `train.recommender` describes (not fitted)."""
+        return cls(
+            feature_names=feature_names,
+            holdout_share=params.training_holdout_share,
+            candidates_per_playlist=params.candidates_per_playlist,
+            random_negatives_per_playlist=params.random_negatives_per_playlist,
+            regularization_c=params.regularization_c,
+            seed=seed,
+            co_listened_candidates=params.co_listened_candidates,
+            co_listening_boost=params.co_listening_boost,
+            max_training_playlists=params.max_training_playlists,
+        )
 
     def fit(self, catalog: pd.DataFrame, memberships: pd.DataFrame) -> HybridRecommender:
         self.index_ = CatalogIndex.build(catalog, memberships, self.feature_names)
@@ -124,6 +145,7 @@ class HybridRecommender:
         self.weights_: np.ndarray = weights if weights is not None else np.zeros(len(SIGNALS), np.float32)
         self.intercept_ = intercept
         self.n_training_examples_ = int(sum(len(y) for y in labels))
+        self.n_training_playlists_ = len(tasks)
         # The re-ranker learns from the same simulated continuations, on what the linear ranker
         # now puts first: the candidates it will re-rank in use.
         rerank_features: list[np.ndarray] = []
@@ -153,6 +175,12 @@ class HybridRecommender:
         pairs = training[["playlist_id", "track_id"]].drop_duplicates()
         sizes = pairs.groupby("playlist_id")["track_id"].transform("size")
         pairs = pairs[sizes >= self.min_playlist_tracks].reset_index(drop=True)
+        # A bounded, seeded sample of them: enough to learn a few dozen weights from, and the
+        # fit's cost then grows with the catalog, not with catalog x playlists.
+        playlists = pairs["playlist_id"].drop_duplicates()
+        if self.max_training_playlists is not None and len(playlists) > self.max_training_playlists:
+            kept = playlists[at_most(playlists, self.max_training_playlists, self.seed, "training")]
+            pairs = pairs[pairs["playlist_id"].isin(kept)].reset_index(drop=True)
         # A seed other than the evaluation split's, so the simulated holdout is a fresh draw.
         hidden = hidden_pairs(pairs, self.holdout_share, self.seed + 1)
         hidden_keys = set(pairs.loc[hidden, "playlist_id"] + "/" + pairs.loc[hidden, "track_id"])
@@ -182,6 +210,7 @@ class HybridRecommender:
             self.seed,
             self.co_listened_candidates,
             self.co_listening_boost,
+            self.max_training_playlists,
         )
         clone.index_ = CatalogIndex.build(catalog, memberships, self.feature_names)
         clone.weights_ = self.weights_
