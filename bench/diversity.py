@@ -25,7 +25,6 @@ from results import run_and_record  # bench/results.py
 
 from songrec.config.manager import ConfigurationManager
 from songrec.evaluation.slices import DIVERSITY_SETTINGS, diversity_tradeoff
-from songrec.models.recommender.baselines import CooccurrenceRecommender
 from songrec.orchestration.tuning import PlaylistSplit
 from songrec.orchestration.tuning_run import prepare
 from songrec.stages.train import fit_recommender
@@ -38,9 +37,7 @@ def tradeoff(manager: ConfigurationManager, split: PlaylistSplit) -> dict[str, d
     config = manager.train()
     recommender = fit_recommender(config, split.catalog, split.fit_memberships, None)
     index = pd.Index(split.catalog["track_id"])
-    visible = split.fit_memberships
-    cooccurrence = CooccurrenceRecommender(index, visible, split.catalog["popularity"].to_numpy())
-    return diversity_tradeoff(recommender, cooccurrence, index, split.validation, split.catalog, 100)
+    return diversity_tradeoff(recommender, index, split.validation, split.catalog, 100)
 
 
 def main() -> int:

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from songrec.evaluation.slices import RankedPlaylist, artist_slices, diversity, recall_by_reach
+from songrec.evaluation.metrics import continuation_of, continuation_per_playlist, rank_playlists
+from songrec.evaluation.slices import RankedPlaylist, artist_slices, diversity, recall_by_reach, with_reach
 from songrec.models.recommender.base import Playlist
 from songrec.models.recommender.baselines import CooccurrenceRecommender
 
@@ -33,6 +34,26 @@ def test_recall_by_reach_splits_the_hidden_tracks() -> None:
     got = recall_by_reach(lists, k=2)
     assert got["reachable"] == {"playlists": 1, "hidden_tracks": 1, "recall_at_2": 1.0}
     assert got["unreachable"] == {"playlists": 2, "hidden_tracks": 2, "recall_at_2": 0.5}
+
+
+def test_one_ranking_per_playlist_gives_the_metrics_and_the_reach() -> None:
+    model = CooccurrenceRecommender(TRACKS, MEMBERSHIPS, np.array([1.0, 5.0, 3.0, 9.0, 0.0]))
+    eval_playlists = pd.DataFrame(
+        {
+            "playlist_id": ["q1", "q1", "q1", "q2", "q2", "q3"],
+            "track_id": ["a", "c", "d", "b", "zz", "e"],  # zz: not in the catalog
+            "part": ["visible", "hidden", "hidden", "visible", "hidden", "visible"],
+        }
+    )
+    rankings = rank_playlists(model, TRACKS, eval_playlists, 2)
+    assert [r.n_hidden for r in rankings] == [2, 1]  # q3 hides nothing: not ranked
+    per_playlist = continuation_of(rankings, [1, 2])
+    for name, values in continuation_per_playlist(model, TRACKS, eval_playlists, [1, 2]).items():
+        np.testing.assert_array_equal(values, per_playlist[name])
+    assert per_playlist["recall_at_2"].tolist() == [0.5, 0.0]  # b, c ranked: c found; zz missed
+    reached = with_reach(rankings, model)
+    assert len(reached) == 1  # q2's hidden track is unknown to the catalog: no slice to count it in
+    assert reached[0].reachable.tolist() == [True, False]  # c shares p1 with a; d shares nothing
 
 
 def test_diversity_counts_distinct_artists_coverage_and_novelty() -> None:

@@ -96,7 +96,15 @@ def test_the_record_is_the_same_bytes_in_any_clone_at_any_time(
         (parquet_of(b"track_id,track_name\nt1,a\n")[:60] + b"PAR1", "not a readable Parquet file"),
         (parquet_of(b"track_id,track_name\n"), "has columns but no rows"),
     ],
-    ids=["empty", "truncated-gzip", "zip-without-csv", "header-only", "cut-parquet", "bad-parquet", "no-rows"],
+    ids=[
+        "empty",
+        "truncated-gzip",
+        "zip-without-csv",
+        "header-only",
+        "cut-parquet",
+        "bad-parquet",
+        "no-rows",
+    ],
 )
 def test_unreadable_sources_fail_clearly(project: Path, payload: bytes, message: str) -> None:
     path = project / "data" / "source" / "bad.bin"

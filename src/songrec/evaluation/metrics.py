@@ -46,6 +46,50 @@ def popularity_metrics(bundle: SongrecBundle, test: pd.DataFrame) -> dict[str, A
     }
 
 
+@dataclass(frozen=True)
+class PlaylistRanking:
+    """One evaluation playlist as a recommender ranked it."""
+
+    seeds: np.ndarray  # the visible tracks the catalog holds
+    targets: np.ndarray  # the hidden tracks the catalog holds
+    n_hidden: int  # all hidden tracks: those the catalog lacks count as missed
+    ranked: np.ndarray  # the best k, best first, never a seed
+
+
+def rank_playlists(
+    recommender: Recommender, track_index: pd.Index, eval_playlists: pd.DataFrame, k: int
+) -> list[PlaylistRanking]:
+    """Each evaluation playlist with hidden tracks (in playlist id order), its visible tracks
+    the query, scored once: every metric of the lists is computed from these."""
+    rankings = []
+    for _, group in eval_playlists.groupby("playlist_id", sort=True):
+        hidden_mask = (group["part"] == "hidden").to_numpy()
+        n_hidden = int(hidden_mask.sum())
+        if n_hidden == 0:
+            continue
+        seeds = track_index.get_indexer(group["track_id"][~hidden_mask])
+        seeds = seeds[seeds >= 0]
+        targets = track_index.get_indexer(group["track_id"][hidden_mask])
+        ranked = top_k(recommender.score(Playlist(positions=seeds)), k, exclude=seeds)
+        rankings.append(PlaylistRanking(seeds, targets[targets >= 0], n_hidden, ranked))
+    return rankings
+
+
+def continuation_of(rankings: Sequence[PlaylistRanking], ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Recall@K and NDCG@K of each ranked playlist (rankings at least max(ks) deep)."""
+    max_k = max(ks)
+    values: dict[str, list[float]] = {f"{name}_at_{k}": [] for k in ks for name in ("recall", "ndcg")}
+    discounts = 1.0 / np.log2(np.arange(2, max_k + 2))
+    for entry in rankings:
+        hits = np.isin(entry.ranked[:max_k], entry.targets).astype(np.float64)
+        hits = np.pad(hits, (0, max_k - len(hits)))
+        for k in ks:
+            ideal = discounts[: min(entry.n_hidden, k)].sum()
+            values[f"recall_at_{k}"].append(hits[:k].sum() / entry.n_hidden)
+            values[f"ndcg_at_{k}"].append(float(hits[:k] @ discounts[:k]) / ideal)
+    return {name: np.asarray(per_playlist, dtype=np.float64) for name, per_playlist in values.items()}
+
+
 def continuation_per_playlist(
     recommender: Recommender, track_index: pd.Index, eval_playlists: pd.DataFrame, ks: Sequence[int]
 ) -> dict[str, np.ndarray]:
@@ -54,25 +98,7 @@ def continuation_per_playlist(
     Each playlist's visible tracks are the query and its hidden tracks the answer. A hidden
     track that the recommender's catalog does not hold counts as missed.
     """
-    max_k = max(ks)
-    values: dict[str, list[float]] = {f"{name}_at_{k}": [] for k in ks for name in ("recall", "ndcg")}
-    discounts = 1.0 / np.log2(np.arange(2, max_k + 2))
-    for _, group in eval_playlists.groupby("playlist_id", sort=True):
-        hidden_mask = (group["part"] == "hidden").to_numpy()
-        seeds = track_index.get_indexer(group["track_id"][~hidden_mask])
-        seeds = seeds[seeds >= 0]
-        targets = track_index.get_indexer(group["track_id"][hidden_mask])
-        n_targets = int(hidden_mask.sum())
-        if n_targets == 0:
-            continue
-        ranked = top_k(recommender.score(Playlist(positions=seeds)), max_k, exclude=seeds)
-        hits = np.isin(ranked, targets[targets >= 0]).astype(np.float64)
-        hits = np.pad(hits, (0, max_k - len(hits)))
-        for k in ks:
-            ideal = discounts[: min(n_targets, k)].sum()
-            values[f"recall_at_{k}"].append(hits[:k].sum() / n_targets)
-            values[f"ndcg_at_{k}"].append(float(hits[:k] @ discounts[:k]) / ideal)
-    return {name: np.asarray(per_playlist, dtype=np.float64) for name, per_playlist in values.items()}
+    return continuation_of(rank_playlists(recommender, track_index, eval_playlists, max(ks)), ks)
 
 
 def continuation_metrics(
@@ -101,6 +127,7 @@ class BundleResults:
     popularity: dict[str, Any]
     per_playlist: dict[str, np.ndarray]
     test_tracks: int
+    rankings: tuple[PlaylistRanking, ...] = ()  # the lists the continuation metrics come from
 
     @property
     def continuation(self) -> dict[str, float]:
@@ -142,11 +169,13 @@ def measure_bundle(
     ranking = served_ranking(
         bundle.recommender, bundle.catalog["track_artist"], bundle.max_per_artist, max(ks)
     )
+    rankings = rank_playlists(ranking, bundle.track_index, eval_playlists, max(ks))
     return BundleResults(
         genre=genre_metrics(bundle, test),
         popularity=popularity_metrics(bundle, test),
-        per_playlist=continuation_per_playlist(ranking, bundle.track_index, eval_playlists, ks),
+        per_playlist=continuation_of(rankings, ks),
         test_tracks=len(test),
+        rankings=tuple(rankings),
     )
 
 

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from songrec.evaluation.bootstrap import Evidence, interval
-from songrec.models.recommender.base import Playlist, Recommender, top_k
+from songrec.evaluation.metrics import PlaylistRanking, rank_playlists
+from songrec.models.recommender.base import Playlist, Recommender
 from songrec.models.recommender.baselines import CooccurrenceRecommender
 from songrec.models.recommender.diversity import PAGE, artist_codes, candidates_for, spread_artists
 
@@ -62,28 +63,21 @@ class RankedPlaylist:
     ranked: np.ndarray  # the top k, best first
 
 
-def ranked_playlists(
-    recommender: Recommender,
-    cooccurrence: CooccurrenceRecommender,
-    track_index: pd.Index,
-    eval_playlists: pd.DataFrame,
-    k: int,
+def with_reach(
+    rankings: Sequence[PlaylistRanking], cooccurrence: CooccurrenceRecommender
 ) -> list[RankedPlaylist]:
-    lists = []
-    for _, group in eval_playlists.groupby("playlist_id", sort=True):
-        hidden = (group["part"] == "hidden").to_numpy()
-        seeds = track_index.get_indexer(group["track_id"][~hidden])
-        seeds = seeds[seeds >= 0]
-        targets = track_index.get_indexer(group["track_id"][hidden])
-        targets = targets[targets >= 0]
-        if len(targets) == 0:
-            continue
-        playlist = Playlist(positions=seeds)
-        reachable = cooccurrence.counts(playlist)[targets] > 0
-        lists.append(
-            RankedPlaylist(seeds, targets, reachable, top_k(recommender.score(playlist), k, exclude=seeds))
+    """The rankings of the playlists whose hidden tracks the catalog holds, each hidden track
+    marked reachable or not by co-occurrence with the playlist's visible tracks."""
+    return [
+        RankedPlaylist(
+            entry.seeds,
+            entry.targets,
+            cooccurrence.counts(Playlist(positions=entry.seeds))[entry.targets] > 0,
+            entry.ranked,
         )
-    return lists
+        for entry in rankings
+        if len(entry.targets)
+    ]
 
 
 def recall_by_reach(lists: Sequence[RankedPlaylist], k: int) -> dict[str, dict[str, Any]]:
@@ -106,7 +100,9 @@ def recall_by_reach(lists: Sequence[RankedPlaylist], k: int) -> dict[str, dict[s
     return slices
 
 
-def diversity(lists: Sequence[RankedPlaylist], catalog: pd.DataFrame, top: int = 10) -> dict[str, float]:
+def diversity(
+    lists: Sequence[RankedPlaylist] | Sequence[PlaylistRanking], catalog: pd.DataFrame, top: int = 10
+) -> dict[str, float]:
     """Distinct artists in the top `top` (mean), catalog coverage of the top 100 (all lists
     together), and novelty: mean -log2 of each top track's share of visible playlists."""
     artists = pd.factorize(catalog["track_artist"].fillna(""))[0]
@@ -127,7 +123,6 @@ def diversity(lists: Sequence[RankedPlaylist], catalog: pd.DataFrame, top: int =
 
 def diversity_tradeoff(
     recommender: Recommender,
-    cooccurrence: CooccurrenceRecommender,
     track_index: pd.Index,
     eval_playlists: pd.DataFrame,
     catalog: pd.DataFrame,
@@ -137,17 +132,13 @@ def diversity_tradeoff(
     spread with that cap. Each playlist is scored once; its best tracks are spread per setting."""
     codes = artist_codes(catalog["track_artist"])
     discounts = 1.0 / np.log2(np.arange(2, PAGE + 2))
-    unspread = ranked_playlists(
-        recommender, cooccurrence, track_index, eval_playlists, candidates_for(recommender, k, 1)
-    )
+    depth = candidates_for(recommender, k, 1)
+    unspread = [r for r in rank_playlists(recommender, track_index, eval_playlists, depth) if len(r.targets)]
     table = {}
     for cap in DIVERSITY_SETTINGS:
         lists = [
-            RankedPlaylist(
-                entry.seeds,
-                entry.targets,
-                entry.reachable,
-                entry.ranked[spread_artists(entry.ranked, codes[entry.ranked], cap, limit=k)],
+            replace(
+                entry, ranked=entry.ranked[spread_artists(entry.ranked, codes[entry.ranked], cap, limit=k)]
             )
             for entry in unspread
         ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,13 @@ from songrec.core.hashing import at_most
 from songrec.core.io import load_model, read_json, read_parquet, require, write_json
 from songrec.core.progress import heartbeat
 from songrec.evaluation.bootstrap import Interval, intervals
-from songrec.evaluation.metrics import continuation_metrics, measure_bundle
+from songrec.evaluation.metrics import (
+    continuation_metrics,
+    continuation_of,
+    mean_of,
+    measure_bundle,
+    rank_playlists,
+)
 from songrec.evaluation.plots import (
     confusion_matrix_plot,
     continuation_plot,
@@ -41,8 +48,8 @@ from songrec.evaluation.slices import (
     artist_slices,
     diversity,
     diversity_tradeoff,
-    ranked_playlists,
     recall_by_reach,
+    with_reach,
 )
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Recommender
@@ -51,7 +58,6 @@ from songrec.models.recommender.baselines import (
     MostPopularRecommender,
     RandomRecommender,
 )
-from songrec.models.recommender.diversity import served_ranking
 from songrec.models.reference import ReferenceRecommender
 from songrec.tracking.lineage import run_lineage
 from songrec.tracking.promotion import register_candidate
@@ -81,16 +87,17 @@ def evaluate_offline(
         "reference": ReferenceRecommender(reference, catalog),
         "most_popular": MostPopularRecommender(catalog["popularity"].to_numpy()),
         "random": RandomRecommender(len(catalog), seed),
-        "cooccurrence": cooccurrence,
     }
+    top = max(ks)
+    cooccurrence_rankings = rank_playlists(cooccurrence, index, eval_playlists, top)
     continuation = {
         "songrec": measured.continuation,
         **{
             name: continuation_metrics(recommender, index, eval_playlists, ks)
             for name, recommender in baselines.items()
         },
+        "cooccurrence": mean_of(continuation_of(cooccurrence_rankings, ks)),
     }
-    top = max(ks)
     reference_recall = continuation["reference"][f"recall_at_{top}"]
     recommender_json: dict[str, Any] = {
         "recommender": bundle.recommender_name,
@@ -106,9 +113,15 @@ def evaluate_offline(
     recommender_json["songrec_ci95"] = {name: _span(spans[name]) for name in measured.per_playlist}
     # Slices: co-occurrence-reachable hidden tracks or not, and how varied the lists are (as
     # served: with the bundle's diversity setting), and what each other setting would give.
-    served = served_ranking(bundle.recommender, catalog["track_artist"], bundle.max_per_artist, top)
-    songrec_lists = ranked_playlists(served, cooccurrence, index, eval_playlists, top)
-    cooccurrence_lists = ranked_playlists(cooccurrence, cooccurrence, index, eval_playlists, top)
+    # Each list was ranked once (by measure_bundle, as served, and above); reachability is counted
+    # once per playlist and shared.
+    songrec_lists = with_reach(measured.rankings, cooccurrence)
+    cooccurrence_lists = [
+        replace(entry, ranked=ranking.ranked)
+        for entry, ranking in zip(
+            songrec_lists, (r for r in cooccurrence_rankings if len(r.targets)), strict=True
+        )
+    ]
     recommender_json["by_reach"] = {
         "songrec": recall_by_reach(songrec_lists, top),
         "cooccurrence": recall_by_reach(cooccurrence_lists, top),
@@ -119,7 +132,7 @@ def evaluate_offline(
     }
     recommender_json["max_per_artist"] = bundle.max_per_artist
     recommender_json["diversity_tradeoff"] = diversity_tradeoff(
-        bundle.recommender, cooccurrence, index, eval_playlists, catalog, top
+        bundle.recommender, index, eval_playlists, catalog, top
     )
     by_artist = artist_slices(measured.evidence, catalog, seed)
     test_tracks = measured.test_tracks
