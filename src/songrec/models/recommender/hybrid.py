@@ -152,12 +152,14 @@ class HybridRecommender:
         rerank_hits: list[np.ndarray] = []
         for seeds, targets in tasks:
             playlist = Playlist(positions=seeds)
-            linear = simulated.weighted_score(playlist, self.weights_)
+            seen = simulated.seeds(playlist)  # once, for both, as in use
+            linear = simulated.weighted_score(playlist, self.weights_, seen)
             top, features = candidate_features(
                 simulated,
                 playlist,
                 linear,
                 self.candidates_per_playlist,
+                seen,
                 n_co_listened=self.co_listened_candidates,
             )
             rerank_features.append(features)
