@@ -18,6 +18,7 @@ from songrec.core.io import read_parquet
 from songrec.orchestration.tuning import (
     NOT_SEARCHED,
     STEP,
+    PlaylistSplit,
     boosting_score,
     boosting_split,
     boosting_trial,
@@ -155,6 +156,14 @@ def test_the_recommender_never_reads_evaluation_playlists(trained_project: Path)
     assert len(hidden) > 0
     seen = set(split.fit_memberships["playlist_id"] + "/" + split.fit_memberships["track_id"])
     assert not set(hidden["playlist_id"] + "/" + hidden["track_id"]) & seen
+
+
+def test_trials_learn_from_the_train_stages_bounded_sample(trained_project: Path, tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    shutil.copy(trained_project / "params.yaml", params)
+    edit_yaml(params, {"train.recommender.max_training_playlists": 7})
+    split = prepare(ConfigurationManager(trained_project, params_file=params), "recommender", 42)
+    assert isinstance(split, PlaylistSplit) and split.max_training_playlists == 7
 
 
 def test_validation_choice_is_seeded_and_apart_from_the_transform_split() -> None:

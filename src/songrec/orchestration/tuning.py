@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -111,6 +111,8 @@ class PlaylistSplit:
     validation: pd.DataFrame  # playlist_id, track_id, part
     numeric: tuple[str, ...]
     model_seed: int
+    # Not searched: every trial learns from the same bounded sample as the train stage does.
+    max_training_playlists: int | None = None
 
 
 def playlist_split(
@@ -185,6 +187,7 @@ def boosting_trial(
 
 
 def recommender_trial(split: PlaylistSplit, params: RecommenderParams) -> float:
+    params = replace(params, max_training_playlists=split.max_training_playlists)
     recommender = HybridRecommender.from_params(params, split.numeric, split.model_seed)
     recommender.fit(split.catalog, split.fit_memberships)
     track_index = pd.Index(split.catalog["track_id"])

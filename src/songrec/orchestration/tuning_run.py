@@ -101,7 +101,7 @@ def prepare(manager: ConfigurationManager, model: str, seed: int) -> BoostingSpl
     catalog = read_parquet(config.catalog)
     if model == "recommender":
         transform = manager.transform()
-        return playlist_split(
+        split = playlist_split(
             catalog,
             read_parquet(config.memberships),
             numeric,
@@ -110,6 +110,7 @@ def prepare(manager: ConfigurationManager, model: str, seed: int) -> BoostingSpl
             transform.holdout_share,
             transform.min_playlist_tracks,
         )
+        return replace(split, max_training_playlists=config.recommender.max_training_playlists)
     params = current_params(manager, model)
     assert isinstance(params, BoostingParams)
     return boosting_split(catalog, model, params, numeric, seed, config.seed)
