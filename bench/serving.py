@@ -15,6 +15,7 @@ One run measures, on this machine, with real servers started as processes:
 - `songrec serve --bundle` over a synthetic catalog of 1,000,000 tracks resampled from the real
   one (small feature jitter, new ids, each new track in its source track's playlists, the
   learned weights reused with HybridRecommender.with_catalog), built once, cached in var/bench/;
+  its time to ready, and its resident memory after the load (as /ready reports it);
 - 10 champion swaps under load (concurrency 16): the champion alias moved between registered
   versions in a copy of the registry, /admin/reload after each move; failed requests counted.
 
@@ -508,6 +509,7 @@ def main() -> int:
     seconds = args.duration
     loads: dict[tuple[str, int], Load] = {}
     ready: dict[str, float] = {}
+    memory: dict[str, float | None] = {}
     logged: dict[str, tuple[int, int]] = {}
     caught_up: dict[tuple[str, float], float] = {}  # seconds from a run's end to all its events written
     swap: dict[str, Any] | None = None
@@ -592,6 +594,9 @@ def main() -> int:
                             for _ in range(args.rounds)
                         ]
                     )
+                memory[f"songrec serve, {args.synthetic_tracks:,} tracks"] = requests.get(
+                    url + "/ready", timeout=10
+                ).json()["memory_mib"]
 
         if "playlists" in sections:
             print("- GET /playlists/{id}/recommendations from the latest batch (songrec batch recommend)")
@@ -676,6 +681,10 @@ def main() -> int:
         print(f"request log of {name}: {written} events written, {dropped} dropped")
     if ready:
         print("time to ready: " + ", ".join(f"{name} {took:.1f} s" for name, took in ready.items()))
+    for name, mib in memory.items():
+        print(
+            f"resident memory of {name} after its load (/ready): {'?' if mib is None else f'{mib:,.0f}'} MiB"
+        )
     if swap is not None:
         print(
             f"{swap['swaps']} champion swaps under load: {swap['requests']} requests, "

@@ -163,6 +163,8 @@ def test_health_ready_and_metrics(client: TestClient, bundle: SongrecBundle) -> 
     ready = client.get("/ready").json()
     assert ready["status"] == "ready" and ready["model_version"] == "1"
     assert ready["catalog_tracks"] == len(bundle)
+    # The bundle is held in this (test) process: its memory is at least the catalog's arrays.
+    assert ready["memory_mib"] * 2**20 > bundle.catalog.memory_usage(deep=False).sum()
     post(client, "/recommend", {"track_ids": playlist_ids(bundle)})
     post(client, "/recommend", {"track_ids": [], "k": 0})
     metrics = client.get("/metrics")
@@ -174,6 +176,8 @@ def test_health_ready_and_metrics(client: TestClient, bundle: SongrecBundle) -> 
     assert 'songrec_model_info{recommender="hybrid",source="test",version="1"} 1.0' in text
     assert "songrec_events_dropped_total 0.0" in text
     assert "songrec_event_hold " in text  # 0 or 1: two requests may already look like a burst
+    resident = re.search(r"^process_resident_memory_bytes (\S+)$", text, re.MULTILINE)
+    assert resident is not None and float(resident.group(1)) > 0
 
 
 def test_the_page_and_its_script_are_served_from_the_package(client: TestClient) -> None:

@@ -7,9 +7,10 @@ counted twice.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -42,6 +43,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StateCollector(store, events))
+        # process_resident_memory_bytes, process_cpu_seconds_total, open file descriptors.
+        ProcessCollector(registry=self.registry)
 
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()
@@ -49,6 +52,16 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def resident_mib() -> float | None:
+    """This process's resident memory now (Linux: /proc/self/statm), in MiB."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
 class _StateCollector(Collector):

@@ -30,6 +30,7 @@ from songrec.serving.answers import (
 )
 from songrec.serving.deps import ModelDep, ServicesDep, require_admin
 from songrec.serving.errors import ApiError, error_responses
+from songrec.serving.metrics import resident_mib
 from songrec.serving.schemas import (
     BatchRequest,
     FeedbackRequest,
@@ -231,6 +232,7 @@ def api_router(models: RequestModels, config: ServeConfig) -> APIRouter:
             "catalog_tracks": len(served.bundle),
             "recommender": served.bundle.recommender_name,
             "max_per_artist": served.bundle.max_per_artist,
+            "memory_mib": resident_mib(),
         }
 
     @router.get(

@@ -364,6 +364,9 @@ class ReadyResponse(BaseModel):
     max_per_artist: int | None = Field(
         description="The model's default diversity setting for /recommend (null: no cap)."
     )
+    memory_mib: float | None = Field(
+        description="The serving process's resident memory now, in MiB (null where the OS does not say)."
+    )
 
 
 class ReloadResponse(BaseModel):
