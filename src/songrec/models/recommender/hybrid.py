@@ -45,10 +45,11 @@ class HybridRecommender:
     """A linear ranker over catalog signals, its weights learned from playlist continuations.
 
     fit() simulates the evaluation protocol on the training playlists only (playlists marked
-    `evaluation` in the memberships are never used to learn the weights): it hides a seeded
-    share of each playlist, computes the signals of every catalog track from the rest, keeps
-    the strongest candidates plus random ones, and fits a logistic regression that tells the
-    hidden tracks from the others. Then, on the `candidates_per_playlist` tracks those weights
+    `evaluation` in the memberships are never used to learn the weights; on a large catalog, a
+    seeded sample of `max_training_playlists` of them): it hides a seeded share of each
+    playlist, computes the signals of every catalog track from the rest, keeps the strongest
+    candidates plus random ones, and fits a logistic regression that tells the hidden tracks
+    from the others. Then, on the `candidates_per_playlist` tracks those weights
     rank first and the `co_listened_candidates` that plain co-occurrence ranks first, it fits the
     re-ranker (PairwiseReranker), which orders them again with their co-listening features and
     the features' pairwise products (metrics/recommender.json shows what it gives). In use,
