@@ -9,7 +9,7 @@ import pandas as pd
 from songrec.models.bundle import SongrecBundle
 from songrec.models.recommender.base import Playlist, top_k
 from songrec.models.recommender.baselines import CooccurrenceRecommender
-from songrec.models.recommender.colisten import COLISTEN_FEATURES, co_listening, colisten_features
+from songrec.models.recommender.colisten import COLISTEN_FEATURES, co_listening, colisten_features, track_sums
 from songrec.models.recommender.hybrid import HybridRecommender
 from songrec.models.recommender.reranker import RERANK_FEATURES, candidate_features
 from tests.models.conftest import a_playlist, reranked
@@ -60,6 +60,20 @@ def test_co_listening_features_are_the_membership_matrix_counts(
     np.testing.assert_allclose(
         column["co_per_playlist"], np.where(shared > 0, shared / np.maximum(own, 1.0), 0.0)
     )
+
+
+def test_summing_by_sorting_or_by_a_catalog_count_gives_the_same_bits() -> None:
+    """A small request sorts its entries, a large one counts over the catalog: the same tracks,
+    and the same float sums, either way."""
+    rng = np.random.default_rng(0)
+    tracks = rng.integers(0, 5_000, 2_000)
+    weights = rng.random(2_000) * rng.integers(1, 4, 2_000)
+    by_sorting = track_sums(tracks, weights, 1_000_000)  # few entries per catalog track: sorted
+    by_counting = track_sums(tracks, weights, 5_000)  # many: counted over the catalog
+    np.testing.assert_array_equal(by_sorting[0], np.unique(tracks))
+    np.testing.assert_array_equal(by_sorting[0], by_counting[0])
+    np.testing.assert_array_equal(by_sorting[1], by_counting[1])  # exactly, not approximately
+    assert by_sorting[1][0] == weights[tracks == by_sorting[0][0]].sum()
 
 
 def test_a_co_listening_boost_lifts_only_the_tracks_the_seeds_are_heard_with(

@@ -54,11 +54,25 @@ def co_listening(index: CatalogIndex, playlist: Playlist, seen: Seeds | None = N
         return CoListening(np.empty(0, np.int64), np.empty(0), 0.0)
     distinct = np.flatnonzero(seed_playlists)
     tracks, weights = spread(index.playlist_tracks, distinct, seed_playlists[distinct])
-    # Summed over the catalog, not sorted: a count per track costs less than sorting the entries.
-    counts = np.bincount(tracks, weights, minlength=len(index))
-    counts[seeds] = 0.0
+    reached, counts = track_sums(tracks, weights, len(index))
+    kept = ~np.isin(reached, seeds)
+    return CoListening(reached[kept], counts[kept], float(seed_playlists.sum()))
+
+
+# Below this many entries per catalog track, sorting the entries costs less than a count per
+# catalog track (an array of the catalog's size, then a scan of it for the tracks reached).
+SORT_BELOW = 1 / 64
+
+
+def track_sums(tracks: np.ndarray, weights: np.ndarray, n_tracks: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct tracks of the entries, ascending, and each one's summed weights (in entry
+    order, so both ways give the same sums to the last bit)."""
+    if len(tracks) < SORT_BELOW * n_tracks:
+        reached, owner = np.unique(tracks, return_inverse=True)
+        return reached, np.bincount(owner, weights, minlength=len(reached))
+    counts = np.bincount(tracks, weights, minlength=n_tracks)
     reached = np.flatnonzero(counts)
-    return CoListening(reached, counts[reached], float(seed_playlists.sum()))
+    return reached, counts[reached]
 
 
 def most_co_listened(co: CoListening, popularity: np.ndarray, n: int) -> np.ndarray:
