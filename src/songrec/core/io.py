@@ -99,17 +99,11 @@ def write_csv_gz(tables: Iterable[pa.Table], path: Path, level: int = CSV_GZIP_L
 
     from pyarrow import csv
 
-    digest = hashlib.sha256()
-    with atomic_path(path, suffix=".csv.gz") as tmp, open(tmp, "wb") as raw:
-        hashed = _HashingWriter(raw, digest)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=hashed, compresslevel=level, mtime=0) as packed:
-            writer = None
-            for table in tables:
-                if writer is None:
-                    writer = csv.CSVWriter(packed, table.schema)
-                writer.write_table(table)
-            if writer is not None:
-                writer.close()
+    with (
+        _hashed_file(path, ".csv.gz") as (hashed, digest),
+        gzip.GzipFile(filename="", mode="wb", fileobj=hashed, compresslevel=level, mtime=0) as packed,
+    ):
+        _write_tables(tables, lambda schema: csv.CSVWriter(packed, schema))
     return digest.hexdigest()
 
 
@@ -118,17 +112,28 @@ def write_parquet_stream(tables: Iterable[pa.Table], path: Path) -> str:
     Memory holds one table at a time (each becomes a row group)."""
     from pyarrow import parquet
 
-    digest = hashlib.sha256()
-    with atomic_path(path, suffix=".parquet") as tmp, open(tmp, "wb") as raw:
-        hashed = _HashingWriter(raw, digest)
-        writer = None
-        for table in tables:
-            if writer is None:
-                writer = parquet.ParquetWriter(hashed, table.schema)
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
+    with _hashed_file(path, ".parquet") as (hashed, digest):
+        _write_tables(tables, lambda schema: parquet.ParquetWriter(hashed, schema))
     return digest.hexdigest()
+
+
+@contextmanager
+def _hashed_file(path: Path, suffix: str) -> Iterator[tuple[_HashingWriter, Any]]:
+    """A binary file written atomically to `path`, and the sha256 of what is written to it."""
+    digest = hashlib.sha256()
+    with atomic_path(path, suffix=suffix) as tmp, open(tmp, "wb") as raw:
+        yield _HashingWriter(raw, digest), digest
+
+
+def _write_tables(tables: Iterable[pa.Table], make_writer: Callable[[pa.Schema], Any]) -> None:
+    """Each table through one writer, made for the first table's schema (none for no tables)."""
+    writer = None
+    for table in tables:
+        if writer is None:
+            writer = make_writer(table.schema)
+        writer.write_table(table)
+    if writer is not None:
+        writer.close()
 
 
 class _HashingWriter(io.RawIOBase):
